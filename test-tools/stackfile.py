@@ -1,0 +1,162 @@
+"""Shared plumbing of the producer and consumer: the local stack file and boto3 sessions.
+
+`.local-stack.json` (written by `make local` / the demo at the repository root; path override
+with the environment variable ``ORCHESTRATOR_STACK_FILE``) has the format fixed in
+docs/contracts.md::
+
+    {"endpoint_url": "http://127.0.0.1:PORT", "primary_region": "us-east-1",
+     "master_queue_url": "...", "dead_letter_queue_url": "...", "table_name": "...",
+     "region_queues": {"us-east-1": "...", "us-west-2": "...", "us-west-1": "..."}}
+
+A missing file means "no local stack": the tools then need their flags. A file that exists but
+cannot be read is an error (`StackFileError`), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STACK_FILE_ENV = "ORCHESTRATOR_STACK_FILE"
+STACK_FILE_NAME = ".local-stack.json"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REGION = "us-east-1"
+# Credentials used against a local endpoint (moto / LocalStack) when none are configured.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_SQS_HOST_REGION = re.compile(r"^sqs[.-]([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com", re.IGNORECASE)
+
+
+def ensure_orchestrator_importable() -> None:
+    """Make `import orchestrator` work when a tool runs as `python3 test-tools/producer.py`."""
+    src = str(REPO_ROOT / "src")
+    try:
+        import orchestrator  # noqa: F401
+    except ImportError:
+        if src not in sys.path:
+            sys.path.insert(0, src)
+
+
+class StackFileError(Exception):
+    """The stack file exists but is not usable."""
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    path: Path
+    endpoint_url: str
+    primary_region: str
+    master_queue_url: str
+    dead_letter_queue_url: str | None = None
+    table_name: str | None = None
+    region_queues: dict[str, str] = field(default_factory=dict)
+
+
+def stack_file_path() -> Path:
+    override = os.environ.get(STACK_FILE_ENV)
+    return Path(override).expanduser() if override else REPO_ROOT / STACK_FILE_NAME
+
+
+def _require_str(doc: dict[str, Any], key: str, path: Path) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value:
+        raise StackFileError(f"{path}: {key!r} must be a non-empty string")
+    return value
+
+
+def load_stack(path: Path | None = None) -> LocalStack | None:
+    """The local stack description, or None when there is no stack file."""
+    path = path or stack_file_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StackFileError(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StackFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(doc, dict):
+        raise StackFileError(f"{path}: must hold a JSON object")
+    queues = doc.get("region_queues") or {}
+    if not isinstance(queues, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in queues.items()
+    ):
+        raise StackFileError(f"{path}: 'region_queues' must map region names to queue URLs")
+    optional = {k: doc.get(k) for k in ("dead_letter_queue_url", "table_name")}
+    return LocalStack(
+        path=path,
+        endpoint_url=_require_str(doc, "endpoint_url", path),
+        primary_region=doc.get("primary_region") or DEFAULT_REGION,
+        master_queue_url=_require_str(doc, "master_queue_url", path),
+        dead_letter_queue_url=optional["dead_letter_queue_url"],
+        table_name=optional["table_name"],
+        region_queues=dict(queues),
+    )
+
+
+def is_region(name: str) -> bool:
+    return bool(_REGION.match(name))
+
+
+def region_from_queue_url(url: str) -> str | None:
+    """`https://sqs.us-west-2.amazonaws.com/123/q` -> `us-west-2`; None for other hosts."""
+    host = url.split("://", 1)[-1]
+    match = _SQS_HOST_REGION.match(host)
+    return match.group(1).lower() if match else None
+
+
+def make_session(profile: str | None) -> Any:
+    """A boto3 Session; `botocore.exceptions.ProfileNotFound` propagates to the caller."""
+    import boto3
+
+    return boto3.Session(profile_name=profile) if profile else boto3.Session()
+
+
+def client_kwargs(session: Any, endpoint_url: str | None) -> dict[str, Any]:
+    """Keyword arguments for `session.client("sqs", ...)` beyond the region.
+
+    Against an explicit endpoint (moto, LocalStack) with no credentials configured, dummy
+    credentials are used so that `make local` works on a machine without an AWS account.
+    """
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {
+        "config": Config(
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+    }
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+        if session.get_credentials() is None:
+            kwargs.update(LOCAL_CREDENTIALS)
+    return kwargs
+
+
+def describe_endpoint(client: Any) -> str:
+    """The endpoint a client talks to, for error messages."""
+    try:
+        return str(client.meta.endpoint_url)
+    except AttributeError:
+        return "SQS"
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True for "the endpoint is not there" errors (as opposed to API errors)."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, BotoConnectionError | HTTPClientError)
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
