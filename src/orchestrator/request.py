@@ -37,7 +37,9 @@ MAX_URL_LENGTH = 2_048
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]{0,255}$"
-SNS_TOPIC_ARN_PATTERN = r"^arn:aws[a-z\-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?$"
+SNS_TOPIC_ARN_PATTERN = (
+    r"^arn:aws[a-z\-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?$"
+)
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # Fields excluded from the payload hash: the send time differs between a client's retries of
 # the same request, so it must not turn a retry into a conflict.
@@ -183,7 +185,7 @@ def _field_error(exc: ValidationError) -> InvalidRequestError:
 
 
 def parse_request(body: str) -> ParsedRequest:
-    """Validate one master-queue message body; raise `InvalidRequestError` if it is not a request."""
+    """Validate one master-queue message body; raise `InvalidRequestError` if it is not one."""
     document = _decode(body)
     try:
         request = InferenceRequest.model_validate(document)
