@@ -341,6 +341,8 @@ class Consumer:
                 received_at = self.clock()
                 messages = response.get("Messages") or []
                 if not messages:
+                    if self.wait_seconds == 0:
+                        self._stop.wait(0.05)  # short polling: do not spin
                     continue
                 counted, excess = self._claim(target.region, messages, received_at)
                 if counted and self.delete:

@@ -1,0 +1,288 @@
+"""test-tools/producer.py against in-process moto."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from typing import Any
+
+import pytest
+from tools_support import drain, free_port
+
+import producer
+from orchestrator.request import InvalidRequestError, parse_request
+
+REQ_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+class Spy:
+    """Delegates to a boto3 client and records the API calls."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+        if not callable(target):
+            return target
+
+        def call(**kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            return target(**kwargs)
+
+        return call
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.calls if n == name)
+
+
+def run(argv: list[str], client: Any) -> int:
+    return producer.main(argv, client=client)
+
+
+def bodies(client: Any, url: str) -> list[dict[str, Any]]:
+    return [json.loads(m["Body"]) for m in drain(client, url)]
+
+
+def test_sends_count_messages_in_the_published_format(master, capsys) -> None:
+    client, url = master
+    assert run(["--queue-url", url, "--count", "5"], client) == 0
+    docs = bodies(client, url)
+    assert len(docs) == 5
+    assert len({d["request_id"] for d in docs}) == 5
+    for doc in docs:
+        parse_request(json.dumps(doc))
+        assert REQ_ID.match(doc["request_id"])
+        assert doc["model_name"] == producer.DEFAULT_MODEL
+        assert doc["input_data_url"].startswith("s3://")
+        assert doc["callback_sns_topic"].startswith("arn:aws:sns:")
+        assert doc["priority"] == "normal"
+        assert ISO_Z.match(doc["timestamp"])
+        assert isinstance(doc["metadata"], dict) and doc["metadata"]["user_id"]
+    out = capsys.readouterr().out
+    assert "sent:     5" in out and "failed:   0" in out and "rate:" in out
+
+
+def test_priority_and_model_flags(master) -> None:
+    client, url = master
+    argv = ["--queue-url", url, "--count", "3", "--priority", "high", "--model", "llama-3-8b"]
+    assert run(argv, client) == 0
+    docs = bodies(client, url)
+    assert {(d["priority"], d["model_name"]) for d in docs} == {("high", "llama-3-8b")}
+
+
+def test_mixed_priority_cycles(master) -> None:
+    client, url = master
+    assert run(["--queue-url", url, "--count", "6", "--priority", "mixed"], client) == 0
+    priorities = sorted(d["priority"] for d in bodies(client, url))
+    assert priorities == ["high", "high", "low", "low", "normal", "normal"]
+
+
+def test_duplicate_with_request_id_sends_one_request_several_times(master) -> None:
+    client, url = master
+    argv = ["--queue-url", url, "--duplicate", "--request-id", "test-dup-001", "--count", "4"]
+    assert run(argv, client) == 0
+    docs = bodies(client, url)
+    assert [d["request_id"] for d in docs] == ["test-dup-001"] * 4
+    # same payload (timestamp excluded): the distributor sees retries, not conflicts
+    hashes = {parse_request(json.dumps(d)).payload_hash for d in docs}
+    assert len(hashes) == 1
+
+
+def test_duplicate_without_request_id_generates_one_id(master) -> None:
+    client, url = master
+    assert run(["--queue-url", url, "--duplicate", "--count", "3"], client) == 0
+    ids = {d["request_id"] for d in bodies(client, url)}
+    assert len(ids) == 1 and REQ_ID.match(ids.pop())
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(1, ["job-7"]), (3, ["job-7-1", "job-7-2", "job-7-3"])],
+)
+def test_request_id_without_duplicate_gets_a_suffix(master, count, expected) -> None:
+    client, url = master
+    assert run(["--queue-url", url, "--request-id", "job-7", "--count", str(count)], client) == 0
+    assert sorted(d["request_id"] for d in bodies(client, url)) == expected
+
+
+def test_suffix_is_zero_padded_to_the_count_width() -> None:
+    ids = producer.plan_request_ids(12, "job", duplicate=False)
+    assert ids[0] == "job-01" and ids[-1] == "job-12"
+
+
+@pytest.mark.parametrize(("batch_size", "calls"), [(1, 0), (3, 3), (10, 1)])
+def test_batch_size_uses_send_message_batch(master, batch_size, calls) -> None:
+    client, url = master
+    spy = Spy(client)
+    argv = ["--queue-url", url, "--count", "7", "--batch-size", str(batch_size)]
+    assert run(argv, spy) == 0
+    assert spy.count("send_message_batch") == calls
+    assert spy.count("send_message") == (7 if batch_size == 1 else 0)
+    assert len(drain(client, url)) == 7
+
+
+def test_rate_paces_the_sends(master) -> None:
+    client, url = master
+    plan = producer.plan_messages(count=4)
+    slept: list[float] = []
+    report = producer.send_messages(
+        client, url, plan, batch_size=2, rate=20.0, sleep=lambda s: slept.append(s)
+    )
+    assert report.sent == 4
+    # two batches of two at 20 msg/s: the second waits about 2/20 s
+    assert len(slept) == 1 and 0.0 < slept[0] <= 0.1
+
+
+def test_json_summary_lists_the_sent_request_ids(master, capsys) -> None:
+    client, url = master
+    assert run(["--queue-url", url, "--count", "3", "--malformed", "2", "--json"], client) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sent"] == 5 and summary["valid_sent"] == 3 and summary["malformed_sent"] == 2
+    assert summary["failed"] == 0 and summary["failures"] == []
+    assert {"elapsed_seconds", "rate_per_second", "queue_url"} <= summary.keys()
+    valid_ids = set()
+    for message in drain(client, url):
+        with contextlib.suppress(InvalidRequestError):
+            valid_ids.add(parse_request(message["Body"]).request_id)
+    assert sorted(summary["request_ids"]) == sorted(valid_ids)
+    assert [m["kind"] for m in summary["malformed"]] == list(producer.MALFORMED_KINDS)[:2]
+
+
+def test_malformed_messages_are_spread_and_all_fail_validation(master) -> None:
+    client, url = master
+    assert run(["--queue-url", url, "--count", "4", "--malformed", "3"], client) == 0
+    messages = drain(client, url)
+    assert len(messages) == 7
+    valid = invalid = 0
+    for message in messages:
+        try:
+            parse_request(message["Body"])
+            valid += 1
+        except InvalidRequestError:
+            invalid += 1
+    assert (valid, invalid) == (4, 3)
+
+
+def test_every_malformed_kind_is_rejected_by_the_request_parser() -> None:
+    for index in range(len(producer.MALFORMED_KINDS)):
+        kind, _rid, body = producer.malformed_body(index)
+        with pytest.raises(InvalidRequestError):
+            parse_request(body)
+        assert kind in producer.MALFORMED_KINDS
+
+
+def test_interleave_spreads_malformed_slots() -> None:
+    slots = list(producer.interleave(6, 2))
+    assert sum(slots) == 2 and len(slots) == 8
+    assert slots[0] is False and slots[-1] is True
+
+
+def test_partial_batch_failure_is_counted(master) -> None:
+    client, url = master
+
+    class HalfFails(Spy):
+        def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            entries = kwargs["Entries"]
+            client.send_message_batch(QueueUrl=kwargs["QueueUrl"], Entries=entries[:1])
+            return {
+                "Successful": [{"Id": entries[0]["Id"]}],
+                "Failed": [
+                    {"Id": e["Id"], "Code": "InternalError", "Message": "boom"}
+                    for e in entries[1:]
+                ],
+            }
+
+    plan = producer.plan_messages(count=4)
+    report = producer.send_messages(HalfFails(client), url, plan, batch_size=2)
+    assert (report.sent, report.failed) == (2, 2)
+    assert {f["code"] for f in report.failures} == {"InternalError"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--count", "0"], "--count must be ≥ 1"),
+        (["--count", "-3"], "--count"),
+        (["--interval", "0.1", "--rate", "5"], "--interval and --rate"),
+        (["--interval", "-1"], "--interval"),
+        (["--rate", "0"], "--rate"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "11"], "--batch-size"),
+        (["--malformed", "-1"], "--malformed"),
+        (["--model", "bad model!"], "--model"),
+        (["--request-id", "bad id!"], "--request-id"),
+        (["--request-id", "x" * 128, "--count", "2"], "--request-id"),
+        (["--callback-sns-topic", "nope"], "--callback-sns-topic"),
+        (["--priority", "urgent"], "--priority"),
+    ],
+)
+def test_flag_errors_name_the_flag(argv, flag, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        producer.main(["--queue-url", "https://sqs.us-east-1.amazonaws.com/1/q", *argv])
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_endpoint_without_queue_url_is_an_error(capsys) -> None:
+    with pytest.raises(SystemExit):
+        producer.main(["--endpoint-url", "http://127.0.0.1:1"])
+    assert "--queue-url is required" in capsys.readouterr().err
+
+
+def test_no_queue_and_no_stack_file_names_the_flag_and_the_file(capsys) -> None:
+    with pytest.raises(SystemExit):
+        producer.main([])
+    err = capsys.readouterr().err
+    assert "--queue-url is required" in err and "no-local-stack.json" in err
+
+
+def test_broken_stack_file_is_one_line_error(tmp_path, monkeypatch, capsys) -> None:
+    path = tmp_path / "stack.json"
+    path.write_text("{not json")
+    monkeypatch.setenv("ORCHESTRATOR_STACK_FILE", str(path))
+    with pytest.raises(SystemExit) as exit_info:
+        producer.main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: local stack file:") and err.count("\n") == 1
+
+
+def test_unreachable_endpoint_is_one_line(capsys) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    code = producer.main(["--queue-url", f"{endpoint}/123456789012/q", "--endpoint-url", endpoint])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: cannot reach SQS at {endpoint}: ")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_missing_queue_is_one_line(aws, capsys) -> None:
+    import boto3
+
+    client = boto3.client("sqs", region_name="us-east-1")
+    code = producer.main(
+        ["--queue-url", "https://sqs.us-east-1.amazonaws.com/123456789012/nope"], client=client
+    )
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: queue does not exist:")
+
+
+def test_region_comes_from_an_aws_queue_url() -> None:
+    import stackfile
+
+    assert stackfile.region_from_queue_url("https://sqs.us-west-2.amazonaws.com/1/q") == "us-west-2"
+    assert stackfile.region_from_queue_url("http://127.0.0.1:5000/1/q") is None
+
+
+def test_progress_bar_only_when_asked(master, capsys) -> None:
+    client, url = master
+    run(["--queue-url", url, "--count", "2"], client)
+    assert "[" not in capsys.readouterr().err  # stderr is not a TTY under pytest
+    run(["--queue-url", url, "--count", "2", "--progress"], client)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "100.0%" in err and err.endswith("\n")
