@@ -23,7 +23,7 @@ us-west-1: 3 messages (33.3%)
 ----------------------------------------
 Total: 9 messages"""
 
-FAST = ["--wait-seconds", "0", "--idle-timeout", "0.5"]
+FAST = ["--wait-seconds", "0", "--idle-timeout", "0.3"]
 
 
 def iso(moment: datetime) -> str:
