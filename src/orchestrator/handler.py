@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +17,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import utils as logging_utils
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from orchestrator.aws import MAX_POOL_CONNECTIONS, dynamodb_client, sqs_clients
 from orchestrator.config import Settings
@@ -71,8 +72,16 @@ class App:
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in report.failed_message_ids]}
 
 
-def build_distributor(environ: Mapping[str, str] | None = None, session: Any = None) -> App:
-    """Read the configuration (raising `ConfigError` naming a bad variable) and build clients."""
+def build_distributor(
+    environ: Mapping[str, str] | None = None,
+    session: Any = None,
+    clock: Callable[[], float] = time.time,
+) -> App:
+    """Read the configuration (raising `ConfigError` naming a bad variable) and build clients.
+
+    `session` is a boto3 Session (or anything with its `client()`); `clock` gives wall-clock
+    seconds for leases and TTLs.
+    """
     settings = Settings.from_environ(os.environ if environ is None else environ)
     logging_utils.copy_config_to_registered_loggers(
         source_logger=logger, log_level=settings.log_level, include={"orchestrator"}
@@ -95,6 +104,7 @@ def build_distributor(environ: Mapping[str, str] | None = None, session: Any = N
             settings.idempotency_table_name,
             dynamodb_client(session, settings.primary_region),
             settings.idempotency_ttl_days,
+            clock,
         ),
         depths=DepthCache(settings.region_queues, sqs, settings.cache_ttl, executor),
         forwarder=Forwarder(settings.region_queues, sqs, executor),
@@ -103,6 +113,7 @@ def build_distributor(environ: Mapping[str, str] | None = None, session: Any = N
         executor=executor,
         strategy=settings.routing_strategy,
         max_depth=settings.max_queue_depth_threshold,
+        clock=clock,
     )
     return App(distributor, settings, tracer)
 
@@ -151,7 +162,7 @@ def _log_and_measure(report: BatchReport, elapsed_ms: float) -> None:
             "elapsed_ms": round(elapsed_ms, 1),
         },
     )
-    for region, count in per_region.items():
+    for region, count in per_region.items() if not is_metrics_disabled() else ():
         with single_metric(
             name="Forwarded", unit=MetricUnit.Count, value=count, namespace=NAMESPACE
         ) as metric:
