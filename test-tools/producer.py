@@ -388,6 +388,8 @@ def send_messages(
             done += len(chunk)
             if progress:
                 progress.update(done)
+    except KeyboardInterrupt:
+        report.aborted = "interrupted"
     except Exception as exc:
         if not stackfile.is_unreachable(exc):
             raise
@@ -457,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--request-id",
-        help="fixed request_id; with --count > 1 and no --duplicate it gets a -01, -02... suffix",
+        help="fixed request_id; with --count > 1 and no --duplicate each message gets a "
+        "-1, -2, ... suffix (zero-padded to the width of --count)",
     )
     p.add_argument("--callback-sns-topic", help="callback_sns_topic ARN (default: a dummy ARN)")
     p.add_argument(
@@ -606,7 +609,7 @@ def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
         _print_summary(report, sys.stdout)
     if report.aborted:
         print(f"error: {report.aborted}", file=sys.stderr)
-        return 2
+        return 130 if report.aborted == "interrupted" else 2
     return 1 if report.failed else 0
 
 
