@@ -54,18 +54,32 @@ pytest: venv
 	$(BIN)/python -m pytest -q
 
 validate: venv
-	$(BIN)/sam validate --template infrastructure/template.yaml --region $(AWS_DEFAULT_REGION)
-	$(BIN)/sam validate --template infrastructure/region.yaml --region $(AWS_DEFAULT_REGION)
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --template infrastructure/template.yaml --region $(AWS_DEFAULT_REGION)
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --template infrastructure/region.yaml --region $(AWS_DEFAULT_REGION)
 	$(BIN)/cfn-lint $(TEMPLATES)
 
 build: venv
 	@test -n "$(PY312)" || { echo "error: sam build needs python3.12 (the Lambda runtime); none found" >&2; exit 1; }
-	PATH="$(dir $(PY312)):$$PATH" $(BIN)/sam build --template infrastructure/template.yaml \
-		--build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
+	PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build \
+		--template infrastructure/template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
 
 checkov: $(CHECKOV_VENV)/.installed
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation \
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 		$(foreach t,$(TEMPLATES),--file $(t))
+
+# One command to real AWS (docs/deployment.md): region.yaml in every other region, then the
+# primary stack with their queues. make deploy DEPLOY_ENV=prod REGIONS=us-west-2 PROFILE=p
+DEPLOY_ENV ?= dev
+PRIMARY_REGION ?= us-east-1
+REGIONS ?= us-west-2,us-west-1
+PROFILE ?=
+DEPLOY_ARGS ?=
+.PHONY: deploy
+deploy: venv
+	@test -n "$(PY312)" || { echo "error: sam build needs python3.12 (the Lambda runtime); none found" >&2; exit 1; }
+	PATH="$(dir $(PY312)):$$PATH" PYTHONPATH=src SAM_CLI_TELEMETRY=0 $(BIN)/python -m deployer \
+		--env $(DEPLOY_ENV) --primary-region $(PRIMARY_REGION) --regions "$(REGIONS)" \
+		$(if $(PROFILE),--profile $(PROFILE)) $(DEPLOY_ARGS)
 
 test: lint typecheck pytest validate build checkov
 	@echo "make test: all checks passed"
