@@ -202,7 +202,7 @@ def test_depth_refresh_failure_keeps_routing_on_stale_figures(aws, make_app, fau
 @pytest.mark.parametrize("region", ["us-east-1", "us-west-2", "us-west-1"])
 def test_any_single_region_outage_loses_nothing(aws, app, faults, clock, region):
     faults.unreachable("sqs", "send_message_batch", region=region)
-    records = valid_records(30) + [record(request("req-x")), record(request("req-x"))]
+    records = [*valid_records(30), record(request("req-x")), record(request("req-x"))]
     run_like_lambda(app, records, clock)
     got = Counter(m.request_id for m in delivered(aws))
     assert got["req-x"] == 1 and len(got) == 31 and max(got.values()) == 1
