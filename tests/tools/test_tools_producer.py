@@ -286,3 +286,21 @@ def test_progress_bar_only_when_asked(master, capsys) -> None:
     run(["--queue-url", url, "--count", "2", "--progress"], client)
     err = capsys.readouterr().err
     assert "2/2" in err and "100.0%" in err and err.endswith("\n")
+
+
+def test_unknown_profile_names_the_flag(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        producer.main(["--queue-url", "https://sqs.us-east-1.amazonaws.com/1/q",
+                       "--profile", "no-such-profile"])
+    assert exit_info.value.code == 2
+    assert "--profile: " in capsys.readouterr().err
+
+
+def test_stack_file_without_master_queue_is_rejected(tmp_path) -> None:
+    import stackfile
+
+    path = tmp_path / "stack.json"
+    path.write_text('{"endpoint_url": "http://127.0.0.1:1"}')
+    with pytest.raises(stackfile.StackFileError, match="master_queue_url"):
+        stackfile.load_stack(path)
+    assert stackfile.load_stack(tmp_path / "absent.json") is None
