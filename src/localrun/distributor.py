@@ -1,0 +1,75 @@
+"""The real distributor (`orchestrator.handler`) as a local handler, and a tally of what it did.
+
+`distributor_handler(environ, session)` returns a ``handler(event, context)`` that runs each
+poller thread's invocations in that thread's own distributor, built by
+`orchestrator.handler.build_distributor(environ, session=session)` on its first invocation,
+as Lambda gives each concurrent invocation its own container. The response comes from the
+distributor's own `handle` (the code `lambda_handler` runs); `on_report` also receives the
+distributor's per-record `BatchReport` (forwarded to which region, duplicate, dead-lettered,
+failed).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from localrun.lambda_runtime import ExecutionEnvironments, Handler
+
+
+def build_handler(
+    environ: Mapping[str, str],
+    session: Any,
+    on_report: Callable[[Any], None] | None = None,
+) -> Handler:
+    """One distributor (one "container"); its `handle` bound method is the handler."""
+    from orchestrator.handler import App, build_distributor  # the code under test
+
+    app = build_distributor(environ, session=session)
+    if on_report is None:
+        return app.handle
+
+    class ObservedApp(App):
+        def process_event(self, event: Mapping[str, Any], context: Any = None) -> Any:
+            report = super().process_event(event, context)
+            on_report(report)
+            return report
+
+    # Tracing is off locally (ENABLE_TRACING), so the observed copy needs no tracer.
+    return ObservedApp(app.distributor, app.settings).handle
+
+
+def distributor_handler(
+    environ: Mapping[str, str],
+    session: Any,
+    on_report: Callable[[Any], None] | None = None,
+) -> ExecutionEnvironments:
+    return ExecutionEnvironments(lambda: build_handler(environ, session, on_report))
+
+
+class DistributionTally:
+    """Thread-safe running totals of the distributor's batch reports."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.dispositions: Counter[str] = Counter()
+        self.forwarded: Counter[str] = Counter()
+        self.dead_letter_reasons: Counter[str] = Counter()
+        self.outcomes: list[Any] = []
+
+    def __call__(self, report: Any) -> None:
+        with self._lock:
+            for outcome in report.outcomes.values():
+                self.outcomes.append(outcome)
+                self.dispositions[outcome.disposition.value] += 1
+                if outcome.disposition.value == "forwarded" and outcome.region:
+                    self.forwarded[outcome.region] += 1
+                if outcome.disposition.value == "dead_lettered":
+                    self.dead_letter_reasons[outcome.reason or "?"] += 1
+
+    def snapshot(self) -> tuple[Counter[str], Counter[str]]:
+        """(dispositions, forwarded per region), copied."""
+        with self._lock:
+            return Counter(self.dispositions), Counter(self.forwarded)
