@@ -16,6 +16,7 @@ import consumer
 import producer
 
 TOOLS = Path(__file__).resolve().parents[2] / "test-tools"
+pytestmark = pytest.mark.slow  # a moto server and subprocesses: about 3 s in all
 
 
 @pytest.fixture
