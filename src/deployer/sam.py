@@ -1,0 +1,111 @@
+"""The primary stack: ``sam build`` and ``sam deploy`` command lines, run by an injected runner."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from deployer.config import ConfigurationError
+from deployer.stacks import RegionQueue
+
+Runner = Callable[[Sequence[str]], None]
+"""Runs one command line; raises (``subprocess.CalledProcessError``) when it fails."""
+
+# Characters SAM's --parameter-overrides parser treats specially in an unquoted value.
+_NEEDS_QUOTES = frozenset(" \"'\\")
+
+
+def sam_executable() -> str:
+    """The ``sam`` of this virtualenv when there is one, else the one on PATH."""
+    beside = Path(sys.executable).with_name("sam")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("sam") or "sam"
+
+
+def subprocess_runner(cwd: Path) -> Runner:
+    def run(argv: Sequence[str]) -> None:
+        subprocess.run(list(argv), cwd=cwd, check=True)
+
+    return run
+
+
+def format_override(key: str, value: str) -> str:
+    """One ``Key=Value`` argument of ``--parameter-overrides``, quoted when SAM needs it."""
+    if value and not (_NEEDS_QUOTES & set(value)):
+        return f"{key}={value}"
+    return f'{key}="' + value.replace('"', '\\"') + '"'
+
+
+def remote_queue_parameters(remote: Sequence[RegionQueue]) -> dict[str, str]:
+    """``RemoteRegionQueues`` (region=url,...) and ``RemoteRegionQueueArns`` (arn,...).
+
+    The template turns the first into JSON with Fn::Split on "=" and Fn::Join, and uses "|" as
+    a marker, so a URL must not contain any of "=,|" (SQS queue URLs never do).
+    """
+    for queue in remote:
+        if any(ch in queue.url for ch in '=,|"') or not queue.url.startswith("https://"):
+            raise ConfigurationError(f"{queue.region}: unexpected queue URL {queue.url!r}")
+        if "," in queue.arn or not queue.arn.startswith("arn:"):
+            raise ConfigurationError(f"{queue.region}: unexpected queue ARN {queue.arn!r}")
+    return {
+        "RemoteRegionQueues": ",".join(f"{q.region}={q.url}" for q in remote),
+        "RemoteRegionQueueArns": ",".join(q.arn for q in remote),
+    }
+
+
+def primary_parameters(
+    env: str,
+    remote: Sequence[RegionQueue],
+    config_overrides: Mapping[str, str],
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """Every parameter override of the primary stack.
+
+    A command-line ``--parameter-overrides`` replaces samconfig's list entirely, so its entries
+    are carried over; and parameters left out would keep their *previous* values on an update
+    (SAM sends UsePreviousValue), so the remote-queue parameters are always sent, empty too.
+    """
+    parameters = {**config_overrides, **extra}
+    parameters["Environment"] = env
+    parameters.update(remote_queue_parameters(remote))
+    return parameters
+
+
+def build_command(sam: str, *, config_file: Path, env: str) -> list[str]:
+    return [sam, "build", "--config-file", str(config_file), "--config-env", env]
+
+
+def deploy_command(
+    sam: str,
+    *,
+    config_file: Path,
+    env: str,
+    template_file: Path,
+    stack_name: str,
+    region: str,
+    parameters: Mapping[str, str],
+    profile: str | None = None,
+) -> list[str]:
+    command = [
+        sam,
+        "deploy",
+        "--config-file",
+        str(config_file),
+        "--config-env",
+        env,
+        "--template-file",
+        str(template_file),
+        "--stack-name",
+        stack_name,
+        "--region",
+        region,
+        "--no-fail-on-empty-changeset",
+    ]
+    if profile:
+        command += ["--profile", profile]
+    command += ["--parameter-overrides", *(format_override(k, v) for k, v in parameters.items())]
+    return command
