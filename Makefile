@@ -85,7 +85,7 @@ test: lint typecheck pytest validate build checkov
 	@echo "make test: all checks passed"
 
 bench: venv
-	$(BIN)/python -m benchmarks.distributor
+	$(BIN)/python tests/benchmarks/bench_distributor.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache reports

@@ -162,7 +162,9 @@ def _log_and_measure(report: BatchReport, elapsed_ms: float) -> None:
             "elapsed_ms": round(elapsed_ms, 1),
         },
     )
-    for region, count in per_region.items() if not is_metrics_disabled() else ():
+    if is_metrics_disabled():
+        return
+    for region, count in per_region.items():
         with single_metric(
             name="Forwarded", unit=MetricUnit.Count, value=count, namespace=NAMESPACE
         ) as metric:
