@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 MAX_RECEIVE = 10  # SQS ReceiveMessage limit
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 ERROR_BACKOFF_SECONDS = 0.5
+SHORT_POLL_PAUSE = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class EventSourceConfig:
     """Lambda starts with five pollers for a standard queue (it scales them with the backlog,
     up to the mapping's MaximumConcurrency; these stay fixed)."""
     long_poll_seconds: int = 1
-    """WaitTimeSeconds of an empty-queue receive. Lambda uses 20; short here so `stop` is quick."""
+    """WaitTimeSeconds of an empty-queue receive. Lambda uses 20; short here so `stop` is quick.
+    0 short-polls with a pause of `SHORT_POLL_PAUSE` between empty receives (tests use it)."""
 
     def __post_init__(self) -> None:
         limit = MAX_RECEIVE if self.batching_window <= 0 else 10_000
@@ -218,7 +220,9 @@ class SqsPoller:
                 if window_ends is None:
                     window_ends = self._clock() + config.batching_window
             elif window_ends is None:
-                break  # an empty long poll: nothing to gather
+                if wait == 0:
+                    self._stopping.wait(SHORT_POLL_PAUSE)
+                break  # an empty poll: nothing to gather
             elif wait == 0:
                 self._stopping.wait(min(0.05, max(window_ends - self._clock(), 0.0)))
         return batch
