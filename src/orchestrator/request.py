@@ -175,11 +175,25 @@ def _decode(body: str) -> dict[str, Any]:
     return document
 
 
+# What a pattern means, in words, for the fields validated by a regular expression.
+_PATTERN_RULES = {
+    "request_id": "must be 1-128 characters from A-Z a-z 0-9 . _ : - "
+    "starting with a letter or digit",
+    "model_name": "must be 1-256 characters from A-Z a-z 0-9 . _ : / @ + - "
+    "starting with a letter or digit",
+    "callback_sns_topic": "must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+}
+
+
 def _field_error(exc: ValidationError) -> InvalidRequestError:
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(part) for part in first["loc"]) or "body"
     if first["type"] == "missing":
         return InvalidRequestError(ErrorCode.MISSING_FIELD, f"{field}: field required", field)
+    if first["type"] == "string_pattern_mismatch" and field in _PATTERN_RULES:
+        return InvalidRequestError(
+            ErrorCode.INVALID_FIELD, f"{field}: {_PATTERN_RULES[field]}", field
+        )
     message = first["msg"].removeprefix("Value error, ")
     return InvalidRequestError(ErrorCode.INVALID_FIELD, f"{field}: {message}", field)
 
