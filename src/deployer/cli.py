@@ -7,6 +7,7 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -123,6 +124,7 @@ class _Deployment:
         self.args = args
         self.out = out
         self.err = err
+        self._lock = threading.Lock()
         self.env: str = args.env
         self.samconfig = read_samconfig(args.config_file, self.env)
         self.primary = check_region(args.primary_region or self.samconfig.region or "us-east-1")
@@ -144,7 +146,10 @@ class _Deployment:
         self.waiting = Waiting(delay=args.poll_seconds)
 
     def say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        # Region stacks log from several threads: one write per line keeps lines whole.
+        with self._lock:
+            self.out.write(line + "\n")
+            self.out.flush()
 
     def _region_parameters(self) -> dict[str, str]:
         accepted = set(template_parameters(REGION_TEMPLATE))
