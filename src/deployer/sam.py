@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -26,9 +27,22 @@ def sam_executable() -> str:
     return shutil.which("sam") or "sam"
 
 
+def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for ``sam``: python3.12 on PATH, which ``sam build`` needs.
+
+    When none is on PATH but this interpreter is a 3.12 (the project's .venv is), its
+    directory is put first, so ``python -m deployer`` works without activating the venv.
+    """
+    env = dict(os.environ if environ is None else environ)
+    here = Path(sys.executable).parent
+    if shutil.which("python3.12", path=env.get("PATH")) is None and (here / "python3.12").exists():
+        env["PATH"] = os.pathsep.join(filter(None, [str(here), env.get("PATH")]))
+    return env
+
+
 def subprocess_runner(cwd: Path) -> Runner:
     def run(argv: Sequence[str]) -> None:
-        subprocess.run(list(argv), cwd=cwd, check=True)
+        subprocess.run(list(argv), cwd=cwd, check=True, env=command_environment())
 
     return run
 

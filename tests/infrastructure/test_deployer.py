@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,7 +27,7 @@ from deployer.config import (
     parse_regions,
     read_samconfig,
 )
-from deployer.sam import format_override, remote_queue_parameters
+from deployer.sam import command_environment, format_override, remote_queue_parameters
 from deployer.stacks import (
     RegionQueue,
     StackError,
@@ -271,6 +272,16 @@ def test_remote_queue_parameters_refuse_urls_the_template_cannot_split() -> None
     bad = RegionQueue("us-west-2", "s", "https://x/?a=b", "arn:aws:sqs:x")
     with pytest.raises(ConfigurationError):
         remote_queue_parameters([bad])
+
+
+def test_sam_gets_a_python312_on_path() -> None:
+    import shutil
+    import sys
+
+    env = command_environment({"PATH": "/nonexistent"})
+    if (Path(sys.executable).parent / "python3.12").exists():
+        assert shutil.which("python3.12", path=env["PATH"])
+    assert env["PATH"].endswith("/nonexistent")
 
 
 # ---------------------------------------------------------------------- the whole command
