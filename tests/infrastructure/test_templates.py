@@ -152,11 +152,9 @@ def test_every_queue_denies_insecure_transport(name: str) -> None:
                 and statement["Action"] == "sqs:*"
                 and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
             ):
-                arns = set(statement["Resource"])
-                covered |= {q.removeprefix("<Ref:").removesuffix(">") for q in props["Queues"]}
-                assert {
-                    f"<{q.removeprefix('<Ref:').removesuffix('>')}.Arn>" for q in props["Queues"]
-                } <= arns
+                queues = {q.removeprefix("<Ref:").removesuffix(">") for q in props["Queues"]}
+                assert {f"<{q}.Arn>" for q in queues} <= set(statement["Resource"])
+                covered |= queues
     assert covered == set(resources(template, "AWS::SQS::Queue"))
 
 
