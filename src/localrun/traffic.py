@@ -1,0 +1,145 @@
+"""The demo's traffic: valid requests, client retries (duplicates) and malformed messages,
+planned from a seed and sent to the master queue at a steady rate."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.request import ErrorCode
+
+MODELS = ("llama-3-8b-instruct", "mistral-7b", "sdxl-turbo", "whisper-large-v3")
+PRIORITIES = ("normal", "normal", "high", "low")
+SEND_BATCH = 10  # SendMessageBatch limit
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    body: str
+    kind: str
+    """``valid`` (first copy of a request), ``duplicate`` (a retry of one) or ``malformed``."""
+    request_id: str | None = None
+    expected_error: str | None = None
+    """For malformed messages: the error_code the dead-letter queue must show."""
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    planned: PlannedMessage
+    message_id: str
+    """The master queue's message id (``origin_message_id`` downstream)."""
+    sent_at: float
+    """Wall-clock seconds."""
+
+
+def _valid_document(request_id: str, seq: int, rng: random.Random) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "model_name": rng.choice(MODELS),
+        "input_data_url": f"s3://demo-inference-inputs/requests/{request_id}.json",
+        "priority": rng.choice(PRIORITIES),
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "metadata": {"source": "localrun.demo", "seq": seq},
+    }
+
+
+def _compact(document: Any) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _malformed_catalogue(run_id: str) -> list[tuple[str, str, ErrorCode]]:
+    """(label, body, expected error_code): one of each thing a client gets wrong."""
+    base = {
+        "request_id": f"{run_id}-bad",
+        "model_name": "mistral-7b",
+        "input_data_url": "s3://demo-inference-inputs/requests/bad.json",
+    }
+
+    def variant(**changes: Any) -> str:
+        document = {**base, **changes}
+        return _compact({k: v for k, v in document.items() if v is not None})
+
+    return [
+        ("truncated JSON", f'{{"request_id": "{run_id}", "model_name": ', ErrorCode.INVALID_JSON),
+        ("a JSON list", '["not", "a", "request"]', ErrorCode.NOT_AN_OBJECT),
+        ("no request_id", variant(request_id=None), ErrorCode.MISSING_FIELD),
+        ("ftp:// input URL", variant(input_data_url="ftp://files/x.bin"), ErrorCode.INVALID_FIELD),
+        ("unknown priority", variant(priority="urgent"), ErrorCode.INVALID_FIELD),
+        ("no model_name", variant(model_name=None), ErrorCode.MISSING_FIELD),
+        ("request_id with spaces", variant(request_id="bad id!"), ErrorCode.INVALID_FIELD),
+        (
+            "duplicate JSON key",
+            '{"request_id":"a","request_id":"b","model_name":"m","input_data_url":"s3://bkt/k"}',
+            ErrorCode.INVALID_JSON,
+        ),
+        ("callback not an SNS ARN", variant(callback_sns_topic="out"), ErrorCode.INVALID_FIELD),
+        ("NaN in metadata", variant()[:-1] + ',"metadata":{"score":NaN}}', ErrorCode.INVALID_JSON),
+        ("metadata is a list", variant(metadata=[1, 2]), ErrorCode.INVALID_FIELD),
+        ("plain text", "please run my model", ErrorCode.INVALID_JSON),
+    ]
+
+
+def plan_traffic(
+    count: int, duplicates: int, malformed: int, seed: int, run_id: str
+) -> list[PlannedMessage]:
+    """`count` messages in send order: `duplicates` retries of earlier requests (some within
+    a batch of their original, most later), `malformed` bad ones, the rest valid requests."""
+    valid = count - duplicates - malformed
+    if valid < 1 or duplicates < 0 or malformed < 0:
+        raise ValueError("count must exceed duplicates + malformed")
+    rng = random.Random(seed)
+    keyed: list[tuple[float, PlannedMessage]] = []
+    documents = []
+    for seq in range(valid):
+        request_id = f"{run_id}-{seq:05d}"
+        document = _valid_document(request_id, seq, rng)
+        documents.append(document)
+        keyed.append((float(seq), PlannedMessage(_compact(document), "valid", request_id)))
+    for _ in range(duplicates):
+        seq = rng.randrange(valid)
+        document = dict(documents[seq])
+        if rng.random() < 0.5:  # a client retry carries a new send time: still the same request
+            document["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        retry = PlannedMessage(_compact(document), "duplicate", document["request_id"])
+        keyed.append((seq + rng.uniform(0.5, 40.0), retry))
+    catalogue = _malformed_catalogue(run_id)
+    for index in range(malformed):
+        label, body, code = catalogue[index % len(catalogue)]
+        bad = PlannedMessage(body, "malformed", expected_error=code.value, label=label)
+        keyed.append((rng.uniform(0, valid), bad))
+    keyed.sort(key=lambda item: item[0])
+    return [message for _, message in keyed]
+
+
+def send_traffic(
+    client: Any,
+    queue_url: str,
+    plan: Sequence[PlannedMessage],
+    *,
+    rate: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[SentMessage]:
+    """Send `plan` in batches of ten at about `rate` messages per second."""
+    sent: list[SentMessage] = []
+    began = time.monotonic()
+    for start in range(0, len(plan), SEND_BATCH):
+        chunk = plan[start : start + SEND_BATCH]
+        due = began + start / rate if rate > 0 else 0.0
+        if (pause := due - time.monotonic()) > 0:
+            sleep(pause)
+        response = client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "MessageBody": m.body} for i, m in enumerate(chunk)],
+        )
+        now = time.time()
+        if response.get("Failed"):
+            raise RuntimeError(f"master queue refused messages: {response['Failed']}")
+        for entry in response["Successful"]:
+            sent.append(SentMessage(chunk[int(entry["Id"])], entry["MessageId"], now))
+    return sent
