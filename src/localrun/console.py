@@ -164,14 +164,8 @@ def run_console(options: ConsoleOptions, console: TextIO, stop: threading.Event)
                     stop.wait(options.refresh)
                     continue
                 dispositions, forwarded = tally.snapshot()
-                invocations = poller.invocations
+                counts = _counts(poller, dispositions)
                 uptime = int(time.monotonic() - started)
-                errors = sum(1 for i in invocations if i.error)
-                counts = (
-                    f"invocations {len(invocations)} ({errors} failed) · duplicates "
-                    f"{dispositions.get('duplicate', 0)} · dead-lettered "
-                    f"{dispositions.get('dead_lettered', 0)} · failed {dispositions.get('failed', 0)}"
-                )
                 footer = f"{counts} · up {uptime // 60:02d}:{uptime % 60:02d}"
                 per_region = {r: forwarded.get(r, 0) for r in stack.region_queues}
                 processed = dict(workers.processed_per_region()) if workers else None
@@ -193,6 +187,16 @@ def run_console(options: ConsoleOptions, console: TextIO, stop: threading.Event)
     console.write("local stack stopped\n")
     console.flush()
     return 0
+
+
+def _counts(poller: SqsPoller, dispositions: Mapping[str, int]) -> str:
+    invocations = poller.invocations
+    errors = sum(1 for i in invocations if i.error)
+    return (
+        f"invocations {len(invocations)} ({errors} failed) · duplicates "
+        f"{dispositions.get('duplicate', 0)} · dead-lettered "
+        f"{dispositions.get('dead_lettered', 0)} · failed {dispositions.get('failed', 0)}"
+    )
 
 
 def _print_banner(
