@@ -183,10 +183,12 @@ def cold_starts(count: int, site: Path | None) -> tuple[float, float]:
     """Median import and import+build times over fresh interpreters (-I: no user site)."""
     paths = [str(ROOT / "src")] + ([str(site)] if site else sys.path[2:])
     prelude = f"import sys; sys.path[:0] = {paths!r}\n"
+    # With `site`, the base interpreter: the virtualenv's packages must not be importable.
+    python = getattr(sys, "_base_executable", sys.executable) if site else sys.executable
     imports, totals = [], []
     for _ in range(count + 1):  # the first run may compile .pyc files: not counted
         out = subprocess.run(
-            [sys.executable, "-I", "-c", prelude + COLD_START],
+            [python, "-I", "-c", prelude + COLD_START],
             capture_output=True,
             text=True,
             check=True,
