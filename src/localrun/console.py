@@ -246,10 +246,16 @@ def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
     parser.add_argument("--pollers", type=int, default=5)
     parser.add_argument("--cache-ttl", type=float, default=1.0, help="CACHE_TTL (seconds)")
     parser.add_argument("--plain", action="store_true", help="plain lines, no live table")
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=REPO_ROOT / "reports" / "local-distributor.log",
+        help="where the distributor's own output goes",
+    )
     args = parser.parse_args(argv)
     return ConsoleOptions(
         stack_file=stack_file_path(),
-        log=REPO_ROOT / "reports" / "local-distributor.log",
+        log=args.log,
         workers=parse_capacities(args.workers) if args.workers else None,
         pollers=args.pollers,
         cache_ttl=args.cache_ttl,

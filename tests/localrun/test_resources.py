@@ -1,0 +1,103 @@
+"""The local stack in moto matches its specs; its environment is one the distributor accepts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localrun.stack import RunningStack, event_source_config, running_stack
+from localrun.stackfile import (
+    claim_stack_file,
+    live_stack_document,
+    read_stack_file,
+    release_stack_file,
+)
+from orchestrator.config import Settings
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[RunningStack]:
+    with running_stack(name_suffix=f"-{uuid.uuid4().hex[:8]}") as running:
+        yield running
+
+
+def test_queues_have_the_templates_attributes_and_redrive(local: RunningStack) -> None:
+    stack, spec = local.stack, local.stack.spec
+    sqs = local.sqs[stack.primary_region]
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.master_queue_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert int(attributes["VisibilityTimeout"]) == spec.master_queue.visibility_timeout
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["maxReceiveCount"] == spec.master_queue.max_receive_count
+    assert redrive["deadLetterTargetArn"].endswith(stack.dead_letter_queue_url.rsplit("/", 1)[1])
+    for region, url in stack.region_queues.items():
+        attributes = local.sqs[region].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        assert attributes["QueueArn"].startswith(f"arn:aws:sqs:{region}:")
+        assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 3
+
+
+def test_each_region_queue_lives_in_its_own_region(local: RunningStack) -> None:
+    for region, url in local.stack.region_queues.items():
+        name = url.rsplit("/", 1)[1]
+        for other, client in local.sqs.items():
+            urls = client.list_queues(QueueNamePrefix=name).get("QueueUrls", [])
+            assert (url in urls) == (other == region)
+
+
+def test_ledger_table_has_the_key_schema_and_ttl(local: RunningStack) -> None:
+    table = local.dynamodb.describe_table(TableName=local.stack.table_name)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "request_id", "KeyType": "HASH"}]
+    ttl = local.dynamodb.describe_time_to_live(TableName=local.stack.table_name)
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+
+
+def test_the_distributor_accepts_the_environment(local: RunningStack) -> None:
+    environ = local.stack.distributor_environ(CACHE_TTL="1")
+    settings = Settings.from_environ(environ)
+    assert dict(settings.region_queues) == dict(local.stack.region_queues)
+    assert settings.cache_ttl == 1
+    assert settings.primary_region == "us-east-1"
+    assert environ["AWS_ENDPOINT_URL"] == local.stack.endpoint_url
+
+
+def test_event_source_follows_the_template(local: RunningStack) -> None:
+    mapping = event_source_config(local.stack)
+    function = local.stack.spec.function
+    assert mapping.batch_size == function.batch_size
+    assert mapping.batching_window == function.batching_window
+    assert mapping.function_timeout == function.timeout
+    assert mapping.report_batch_item_failures
+    assert mapping.pollers == 5  # Lambda's initial pollers, below MaximumConcurrency
+
+
+def test_stack_file_is_claimed_once_and_released_by_its_owner(
+    local: RunningStack, tmp_path: Path
+) -> None:
+    path = tmp_path / ".local-stack.json"
+    document = local.stack.stack_file_document()
+    assert set(document) == {
+        "endpoint_url",
+        "primary_region",
+        "master_queue_url",
+        "dead_letter_queue_url",
+        "table_name",
+        "region_queues",
+    }
+    assert claim_stack_file(path, document)
+    assert live_stack_document(path) == document
+    other = {**document, "endpoint_url": "http://127.0.0.1:1"}
+    assert not claim_stack_file(path, other)  # a live stack holds it
+    release_stack_file(path, other)  # not the owner: left alone
+    assert read_stack_file(path) == document
+    release_stack_file(path, document)
+    assert not path.exists()
+    path.write_text(json.dumps(other))  # a stale file from a killed process
+    assert live_stack_document(path) is None
+    assert claim_stack_file(path, document)
