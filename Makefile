@@ -87,5 +87,21 @@ test: lint typecheck pytest validate build checkov
 bench: venv
 	$(BIN)/python tests/benchmarks/bench_distributor.py
 
+# --- local stack (docs/local-stack.md) -------------------------------------------------------
+# moto server + the real distributor behind a Lambda-like SQS poller, in one process.
+#   make demo  [DEMO_FLAGS="--count 500 --seed 3 --report reports/demo.html"]
+#   make local [LOCAL_FLAGS=--workers]
+#   make invoke EVENT=events/sqs-three-requests.json
+demo: venv
+	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.demo $(DEMO_FLAGS)
+
+local: venv
+	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.console $(LOCAL_FLAGS)
+
+.PHONY: invoke
+invoke: venv
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json" >&2; exit 2; }
+	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.invoke -e $(EVENT)
+
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache reports
