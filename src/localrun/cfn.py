@@ -63,7 +63,7 @@ def _loader() -> type[yaml.SafeLoader]:
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            value = loader.construct_mapping(node, deep=True)
         if suffix == "Ref":
             return {"Ref": value}
         if suffix == "Condition":

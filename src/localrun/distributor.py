@@ -30,11 +30,12 @@ def build_handler(
     app = build_distributor(environ, session=session)
     if on_report is None:
         return app.handle
+    observe = on_report
 
     class ObservedApp(App):
         def process_event(self, event: Mapping[str, Any], context: Any = None) -> Any:
             report = super().process_event(event, context)
-            on_report(report)
+            observe(report)
             return report
 
     # Tracing is off locally (ENABLE_TRACING), so the observed copy needs no tracer.

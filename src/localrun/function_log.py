@@ -48,7 +48,7 @@ def function_output(path: Path) -> Iterator[TextIO]:
     """Send ``sys.stdout`` to `path`; yield the console stream."""
     console = sys.stdout
     log = FunctionLog(path)
-    sys.stdout = log  # type: ignore[assignment]
+    sys.stdout = log
     try:
         yield console
     finally:

@@ -122,7 +122,7 @@ def _read_queues(target: Target, event: Mapping[str, Any]) -> dict[str, str]:
         for message in _receive_all(client, url):
             attributes = message.get("MessageAttributes") or {}
             origin = (attributes.get("origin_message_id") or {}).get("StringValue")
-            if origin in wanted:
+            if isinstance(origin, str) and origin in wanted:
                 code = (attributes.get("error_code") or {}).get("StringValue")
                 seen[origin] = f"{name} ({code})" if code else name
     return seen

@@ -73,7 +73,7 @@ class LocalSession:
     def __init__(self, endpoint_url: str, region_name: str = "us-east-1") -> None:
         self.endpoint_url = endpoint_url
         self.region_name = region_name
-        self._session = boto3.session.Session(
+        self._session: Any = boto3.session.Session(
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name=region_name,
