@@ -174,7 +174,7 @@ def histogram(values: Sequence[float], marks: Mapping[str, float], width: int = 
     for value in values:
         bins[min(int(value / step), len(bins) - 1)] += 1
     plot_w, plot_h = width - left - 16, height - top - bottom
-    y_step = _nice_step(max(bins), 4)
+    y_step = float(max(1, round(_nice_step(max(bins), 4))))  # whole requests
     y_max = y_step * math.ceil(max(bins) / y_step)
     bar_w = plot_w / len(bins)
     parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img">']
@@ -200,11 +200,13 @@ def histogram(values: Sequence[float], marks: Mapping[str, float], width: int = 
             f'<text x="{x:.1f}" y="{top + plot_h + 18}" text-anchor="middle">'
             f"{_fmt(round(i * step, 3))}</text>"
         )
-    for name, value in marks.items():
+    for row, (name, value) in enumerate(marks.items()):
         x = left + value / (len(bins) * step) * plot_w
+        anchor, dx = ("end", -3) if x > width - 60 else ("start", 3)
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#111827" '
-            f'stroke-dasharray="3 3"/><text x="{x + 3:.1f}" y="{top + 10}">{name}</text>'
+            f'stroke-dasharray="3 3"/><text x="{x + dx:.1f}" y="{top + 10 + 13 * row}" '
+            f'text-anchor="{anchor}">{escape(name)}</text>'
         )
     parts.append(
         f'<text x="{left + plot_w / 2}" y="{height - 4}" text-anchor="middle">'
@@ -257,10 +259,12 @@ def render(result: DemoResult) -> str:
         series,
         colours,
         dashed=[MASTER, DEAD_LETTERS],
-        x_label="seconds since the stack started (sampled every 0.25 s)",
+        x_label="seconds since the run started (depths sampled every 0.25 s)",
         y_label="messages (waiting + in flight)",
         markers=_offset_markers(result, markers),
     )
+    marks = {k: v for k, v in pct.items() if k != "max"}
+    latency_svg = histogram(list(latencies(result).values()), marks)
     bars = share_bars([(r.region, r.capacity_share, r.share) for r in rows], colours)
     table_rows = "".join(
         f"<tr><td><span class='dot' style='background:{colours[r.region]}'></span>"
@@ -306,7 +310,7 @@ seed {settings.get("seed")}</p>
 <table><tr><th>region</th><th class="n">GPU workers</th><th class="n">capacity share</th>
 <th class="n">forwarded</th><th class="n">processed</th><th class="n">share</th>
 <th class="n">p50 latency</th></tr>{table_rows}</table></section>
-<section><h2>End-to-end latency</h2>{histogram(list(latencies(result).values()), pct)}
+<section><h2>End-to-end latency</h2>{latency_svg}
 <p class="muted">{" · ".join(f"{k} {v:.2f} s" for k, v in pct.items())}</p></section>
 <section><h2>Dead-letter queue</h2><table><tr><th>error_code</th><th class="n">count</th>
 <th>error_message (examples)</th></tr>{dead_rows}</table></section>
