@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -65,3 +68,25 @@ def test_flags() -> None:
     assert options.report.name == "demo.html"
     with pytest.raises(SystemExit):
         parse_args(["--count", "5", "--duplicates", "5"])
+
+
+@pytest.mark.slow
+def test_the_demo_command(tmp_path: Path) -> None:
+    """`python -m localrun.demo` as `make demo` runs it: summary on stdout, report written,
+    the distributor's own output kept out of the console, exit status 0."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_STACK_FILE": str(tmp_path / "stack.json"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])),
+    }
+    report = tmp_path / "report" / "demo.html"
+    command = [sys.executable, "-m", "localrun.demo", "--count", "30", "--duplicates", "4"]
+    command += ["--malformed", "4", "--gpu-ms", "100", "--rate", "100", "--report", str(report)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "audit PASSED" in done.stdout
+    assert f"Report: {report}" in done.stdout
+    assert '"_aws"' not in done.stdout  # EMF metrics go to the distributor's log
+    assert report.exists() and (tmp_path / "report" / "demo-distributor.log").exists()
+    assert not (tmp_path / "stack.json").exists()  # advertised while running, then removed
