@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEPTH_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
 JITTER = 0.2
+CAPACITY_HALF_LIFE = 120.0
 
 
 @dataclass(slots=True)
@@ -31,6 +32,8 @@ class _RegionDepth:
     visible: int = 0
     in_flight: int = 0
     pending: int = 0
+    peak_in_flight: float = 0.0
+    peak_at: float = 0.0
     stale: bool = True
 
 
@@ -67,8 +70,10 @@ class DepthCache:
             return [
                 RegionLoad(
                     region=region,
-                    visible=depth.visible + depth.pending,
+                    visible=depth.visible,
                     in_flight=depth.in_flight,
+                    pending=depth.pending,
+                    capacity_hint=depth.peak_in_flight,
                     available=is_available(region),
                     stale=depth.stale,
                 )
@@ -86,6 +91,7 @@ class DepthCache:
             except Exception as exc:  # any failure: keep the last figures
                 logger.warning("depth refresh failed for %s: %s", region, exc)
                 results[region] = None
+        now = self._clock()
         with self._lock:
             for region, figures in results.items():
                 depth = self._depths[region]
@@ -95,7 +101,10 @@ class DepthCache:
                 depth.visible, depth.in_flight = figures
                 depth.pending = 0
                 depth.stale = False
-            self._next_refresh = self._clock() + self._ttl * (1.0 + JITTER * self._rng.random())
+                decayed = depth.peak_in_flight * 0.5 ** ((now - depth.peak_at) / CAPACITY_HALF_LIFE)
+                depth.peak_in_flight = max(float(depth.in_flight), decayed)
+                depth.peak_at = now
+            self._next_refresh = now + self._ttl * (1.0 + JITTER * self._rng.random())
 
     def record_forwarded(self, region: str, count: int) -> None:
         """Count messages sent since the last refresh (they are not in the cached figures)."""

@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.dead_letter import DeadLetter, DeadLetterQueue
@@ -382,12 +382,12 @@ def _conflict_letter(valid: _Valid, owner: str | None) -> DeadLetter:
 
 
 def _unavailable(load: RegionLoad) -> RegionLoad:
-    return RegionLoad(load.region, load.visible, load.in_flight, available=False, stale=load.stale)
+    return replace(load, available=False)
 
 
 def _why_no_region(loads: Sequence[RegionLoad], max_depth: int) -> str:
     parts = [
-        f"{load.region}: {'cooling down' if not load.available else f'backlog {load.visible}'}"
+        f"{load.region}: {'cooling down' if not load.available else f'backlog {load.backlog}'}"
         for load in loads
     ]
     return f"no region below MAX_QUEUE_DEPTH_THRESHOLD={max_depth} and healthy ({'; '.join(parts)})"

@@ -88,9 +88,23 @@ def test_forwarded_messages_count_until_the_next_refresh(pool):
     cache = make(clients, pool, clock)
     cache.snapshot()
     cache.record_forwarded("a", 6)
-    assert cache.snapshot()[0].visible == 10
+    load = cache.snapshot()[0]
+    assert (load.visible, load.pending, load.backlog) == (4, 6, 10)
     clock.now = 100
-    assert cache.snapshot()[0].visible == 4  # the fresh figure already includes them
+    assert cache.snapshot()[0].backlog == 4  # the fresh figure already includes them
+
+
+def test_capacity_hint_remembers_the_busiest_recent_in_flight_and_decays(pool):
+    clients = {"a": FakeSqs(10, 8)}
+    clock = Clock()
+    cache = make(clients, pool, clock)
+    assert cache.snapshot()[0].capacity_hint == 8
+    clients["a"].visible, clients["a"].in_flight = 0, 0  # drained between refreshes
+    clock.now = 120  # one half-life later
+    assert cache.snapshot()[0].capacity_hint == pytest.approx(4.0)
+    clients["a"].in_flight = 6
+    clock.now = 240
+    assert cache.snapshot()[0].capacity_hint == 6
 
 
 def test_cooling_down_regions_are_marked_unavailable(pool):

@@ -69,16 +69,39 @@ def test_expected_wait_rewards_more_consumers_at_equal_backlog(visible, in_fligh
     assert w["big"] > w["small"]
 
 
-def test_equal_depths_split_by_capacity_not_evenly():
-    """Defect 7 of the published formula: 12 GPUs and 2 GPUs got equal shares."""
-    loads = [RegionLoad("twelve", 24, 12), RegionLoad("two", 24, 2)]
-    shares = Counter(
-        select_region("expected-wait", loads, random.Random(seed), 5000) for seed in range(6000)
+def shares(loads, samples=6000):
+    counts = Counter(
+        select_region("expected-wait", loads, random.Random(seed), 5000) for seed in range(samples)
     )
-    ratio = shares["twelve"] / shares["two"]
-    assert 5.0 < ratio < 7.2  # 12:2 = 6
+    return {region: n / samples for region, n in counts.items()}
+
+
+def test_equal_waits_split_in_proportion_to_capacity():
+    """Defect 7 of the published formula: 12 GPUs and 2 GPUs got equal shares."""
+    # 12 busy + 59 waiting and 2 busy + 9 waiting: both make a new message wait 5 service times.
+    loads = [RegionLoad("twelve", 59, 12), RegionLoad("two", 9, 2)]
+    split = shares(loads)
+    assert 5.0 < split["twelve"] / split["two"] < 7.2  # 12:2 = 6
+
+
+def test_equal_depths_favour_the_region_with_more_consumers():
+    loads = [RegionLoad("twelve", 24, 12), RegionLoad("two", 24, 2)]
+    split = shares(loads)
+    assert split["twelve"] > 0.9
     published = inverse_depth_weights(loads)
     assert published["twelve"] == published["two"]
+
+
+def test_an_idle_region_keeps_the_capacity_it_showed_recently():
+    fast_idle = RegionLoad("fast", 0, 0, capacity_hint=8)
+    busy = RegionLoad("slow", 3, 2)
+    weights = expected_wait_weights([fast_idle, busy])
+    assert weights["fast"] > weights["slow"]
+
+
+def test_pending_sends_do_not_make_an_idle_region_look_stalled():
+    idle_with_pending = RegionLoad("idle", 0, 0, pending=5)
+    assert expected_wait_weights([idle_with_pending, RegionLoad("b", 5, 1)])["idle"] > 0
 
 
 def test_a_region_with_a_backlog_and_no_consumers_gets_nothing():
@@ -126,3 +149,41 @@ def test_unavailable_regions_are_skipped_even_when_emptiest():
     assert {select_region("expected-wait", loads, random.Random(s), 5000) for s in range(100)} == {
         "ok"
     }
+
+
+# -- the strategies in a queueing model, read through the real DepthCache -----------------------
+
+from support.queue_sim import simulate  # noqa: E402
+
+CAPACITIES = {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def test_at_full_load_shares_follow_capacity_and_waits_stay_short():
+    regions = simulate(CAPACITIES, arrivals=7)
+    total = sum(r.received for r in regions.values())
+    for name, capacity in CAPACITIES.items():
+        assert abs(regions[name].received / total - capacity / 7) < 0.03
+    waits = [w for r in regions.values() for w in r.waits]
+    assert percentile(waits, 0.99) < 15
+
+
+def test_expected_wait_beats_the_published_formula_on_the_small_region():
+    ours = simulate(CAPACITIES, arrivals=6)
+    published = simulate(CAPACITIES, arrivals=6, strategy="inverse-depth")
+    small = "us-west-1"
+    assert percentile(ours[small].waits, 0.9) * 2 < percentile(published[small].waits, 0.9)
+
+
+def test_a_region_that_loses_its_consumers_stops_receiving_after_one_refresh():
+    ticks, dies_at = 2000, 1000
+    regions = simulate(CAPACITIES, arrivals=4, ticks=ticks, kill=("us-east-1", dies_at), ttl=5)
+    dead = regions["us-east-1"]
+    # What it got after dying: at most the messages routed before the next refresh saw it.
+    stranded = dead.waiting + dead.in_service
+    assert stranded <= 4 * 6 * 2
+    assert regions["us-west-2"].received + regions["us-west-1"].received > 0
