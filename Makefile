@@ -77,7 +77,7 @@ DEPLOY_ARGS ?=
 .PHONY: deploy
 deploy: venv
 	@test -n "$(PY312)" || { echo "error: sam build needs python3.12 (the Lambda runtime); none found" >&2; exit 1; }
-	PATH="$(dir $(PY312)):$$PATH" PYTHONPATH=src SAM_CLI_TELEMETRY=0 $(BIN)/python -m deployer \
+	PATH="$(dir $(PY312)):$$PATH" PYTHONPATH=src:infrastructure SAM_CLI_TELEMETRY=0 $(BIN)/python -m deployer \
 		--env $(DEPLOY_ENV) --primary-region $(PRIMARY_REGION) --regions "$(REGIONS)" \
 		$(if $(PROFILE),--profile $(PROFILE)) $(DEPLOY_ARGS)
 
@@ -93,15 +93,15 @@ bench: venv
 #   make local [LOCAL_FLAGS=--workers]
 #   make invoke EVENT=events/sqs-three-requests.json
 demo: venv
-	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.demo $(DEMO_FLAGS)
+	PYTHONPATH=src:test-tools$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.demo $(DEMO_FLAGS)
 
 local: venv
-	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.console $(LOCAL_FLAGS)
+	PYTHONPATH=src:test-tools$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.console $(LOCAL_FLAGS)
 
 .PHONY: invoke
 invoke: venv
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json" >&2; exit 2; }
-	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.invoke -e $(EVENT)
+	PYTHONPATH=src:test-tools$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.invoke -e $(EVENT)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache reports

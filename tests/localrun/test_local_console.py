@@ -18,7 +18,8 @@ from localrun.console import parse_capacities, plain_line
 from localrun.depths import Depth
 from localrun.server import LocalSession
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = os.pathsep.join([str(ROOT / "src"), str(ROOT / "test-tools")])
 
 
 def test_plain_line_and_capacities() -> None:
