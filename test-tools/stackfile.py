@@ -15,15 +15,15 @@ cannot be read is an error (`StackFileError`), never silently ignored.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STACK_FILE_ENV = "ORCHESTRATOR_STACK_FILE"
-STACK_FILE_NAME = ".local-stack.json"
+# Where the stack file lives is decided once, by the local stack that writes it.
+from localrun.stackfile import stack_file_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGION = "us-east-1"
 # Credentials used against a local endpoint (moto / LocalStack) when none are configured.
@@ -56,11 +56,6 @@ class LocalStack:
     dead_letter_queue_url: str | None = None
     table_name: str | None = None
     region_queues: dict[str, str] = field(default_factory=dict)
-
-
-def stack_file_path() -> Path:
-    override = os.environ.get(STACK_FILE_ENV)
-    return Path(override).expanduser() if override else REPO_ROOT / STACK_FILE_NAME
 
 
 def _require_str(doc: dict[str, Any], key: str, path: Path) -> str:

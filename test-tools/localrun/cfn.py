@@ -6,7 +6,10 @@ form (`!Ref X` -> ``{"Ref": "X"}``, `!GetAtt A.B` -> ``{"Fn::GetAtt": ["A", "B"]
 `Resolver(template, parameters, pseudo).resolve(value)` evaluates parameters, pseudo
 parameters, conditions, mappings, `Fn::Sub/Join/If/Select/Split/FindInMap`; a reference to a
 resource becomes a `ResourceRef`, which the caller resolves once the resource exists, and a
-string built from one (`!Sub "${Queue}"`, `!Join`) becomes `Unresolved`.
+string built from one (`!Sub "${Queue}"`, `!Join`) becomes `Unresolved`. With
+``placeholders=True`` a reference becomes the text ``<Ref:Id>`` / ``<Id.Attribute>`` instead,
+so whole strings (REGION_QUEUES, a dashboard body) can be checked without deploying; the
+template tests use that mode.
 """
 
 from __future__ import annotations
@@ -110,7 +113,10 @@ class Resolver:
         template: Mapping[str, Any],
         pseudo: Mapping[str, str],
         parameters: Mapping[str, Any] | None = None,
+        *,
+        placeholders: bool = False,
     ) -> None:
+        self._placeholders = placeholders
         overrides = parameters or {}
         declared = template.get("Parameters") or {}
         self.parameters: dict[str, Any] = {}
@@ -154,13 +160,18 @@ class Resolver:
         if name in self.parameters:
             return self.parameters[name]
         if name in self.resources:
-            return ResourceRef(name)
+            return self._resource(name)
         raise TemplateError(f"!Ref to unknown name {name!r}")
+
+    def _resource(self, logical_id: str, attribute: str | None = None) -> Any:
+        if not self._placeholders:
+            return ResourceRef(logical_id, attribute)
+        return f"<{logical_id}.{attribute}>" if attribute else f"<Ref:{logical_id}>"
 
     def _function(self, name: str, argument: Any) -> Any:
         if name == "GetAtt":
             logical_id, attribute = (self.resolve(part) for part in argument)
-            return ResourceRef(str(logical_id), str(attribute))
+            return self._resource(str(logical_id), str(attribute))
         if name == "Sub":
             return self._sub(argument)
         args = self.resolve(argument)
@@ -207,8 +218,11 @@ class Resolver:
             if name in variables:
                 value = variables[name]
             else:
-                head = name.split(".", 1)[0]
-                value = ResourceRef(head) if head in self.resources else self._ref(name)
+                head, _, attribute = name.partition(".")
+                if head in self.resources:
+                    value = self._resource(head, attribute or None)
+                else:
+                    value = self._ref(name)
             if _unknown(value):
                 unknown.append(name)
             return str(value)

@@ -5,16 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode
+from localrun.cfn import load_template
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infrastructure" / "template.yaml"
 
 
 def resource_properties(logical_id: str, template: Path = TEMPLATE) -> dict[str, Any]:
-    document, matches = decode(str(template))
-    if document is None:
-        raise RuntimeError(f"cannot parse {template}: {matches}")
-    return dict(document["Resources"][logical_id]["Properties"])
+    return dict(load_template(template)["Resources"][logical_id]["Properties"])
 
 
 def ledger_table_definition() -> dict[str, Any]:
@@ -25,7 +22,3 @@ def ledger_table_definition() -> dict[str, Any]:
         "AttributeDefinitions": props["AttributeDefinitions"],
         "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
     }
-
-
-def ledger_ttl_attribute() -> str:
-    return str(resource_properties("IdempotencyTable")["TimeToLiveSpecification"]["AttributeName"])
