@@ -42,18 +42,29 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 class App:
     """A distributor with its Lambda-facing behaviour: response shape, logs and metrics."""
 
-    def __init__(self, distributor: Distributor, settings: Settings, tracer: Any = None) -> None:
+    def __init__(
+        self,
+        distributor: Distributor,
+        settings: Settings,
+        tracer: Any = None,
+        on_report: Callable[[BatchReport], None] | None = None,
+    ) -> None:
         self.distributor = distributor
         self.settings = settings
         self._tracer = tracer
+        self._on_report = on_report
 
     def process_event(self, event: Mapping[str, Any], context: Any = None) -> BatchReport:
         """Distribute an SQS event's records; never raises for a per-record problem."""
         records = event.get("Records") or []
         if self._tracer is not None:
             with self._tracer.provider.in_subsegment("## distribute"):
-                return self.distributor.process(records, _lease_seconds(context))
-        return self.distributor.process(records, _lease_seconds(context))
+                report = self.distributor.process(records, _lease_seconds(context))
+        else:
+            report = self.distributor.process(records, _lease_seconds(context))
+        if self._on_report is not None:
+            self._on_report(report)
+        return report
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         started = time.perf_counter()
@@ -76,11 +87,13 @@ def build_distributor(
     environ: Mapping[str, str] | None = None,
     session: Any = None,
     clock: Callable[[], float] = time.time,
+    on_report: Callable[[BatchReport], None] | None = None,
 ) -> App:
     """Read the configuration (raising `ConfigError` naming a bad variable) and build clients.
 
     `session` is a boto3 Session (or anything with its `client()`); `clock` gives wall-clock
-    seconds for leases and TTLs.
+    seconds for leases and TTLs; `on_report` receives each batch's per-record outcomes (the
+    local tools use it to show where every message went).
     """
     settings = Settings.from_environ(os.environ if environ is None else environ)
     logging_utils.copy_config_to_registered_loggers(
@@ -115,7 +128,7 @@ def build_distributor(
         max_depth=settings.max_queue_depth_threshold,
         clock=clock,
     )
-    return App(distributor, settings, tracer)
+    return App(distributor, settings, tracer, on_report)
 
 
 _app: App | None = None

@@ -25,21 +25,9 @@ def build_handler(
     on_report: Callable[[Any], None] | None = None,
 ) -> Handler:
     """One distributor (one "container"); its `handle` bound method is the handler."""
-    from orchestrator.handler import App, build_distributor  # the code under test
+    from orchestrator.handler import build_distributor  # the code under test
 
-    app = build_distributor(environ, session=session)
-    if on_report is None:
-        return app.handle
-    observe = on_report
-
-    class ObservedApp(App):
-        def process_event(self, event: Mapping[str, Any], context: Any = None) -> Any:
-            report = super().process_event(event, context)
-            observe(report)
-            return report
-
-    # Tracing is off locally (ENABLE_TRACING), so the observed copy needs no tracer.
-    return ObservedApp(app.distributor, app.settings).handle
+    return build_distributor(environ, session=session, on_report=on_report).handle
 
 
 def distributor_handler(
