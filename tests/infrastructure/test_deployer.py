@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -235,9 +236,24 @@ def test_samconfig_environments() -> None:
         read_samconfig(SAMCONFIG, "staging")
 
 
-def test_samconfig_as_the_sam_cli_reads_it() -> None:
+def stand_in_build(directory: Path) -> Path:
+    """A `.aws-sam/build/template.yaml` under `directory`, as `sam build` would leave it.
+
+    The SAM CLI checks that the template it is given exists; a clean checkout has not been
+    built, so the tests give it a copy of the source template there.
+    """
+    built = directory / ".aws-sam" / "build" / "template.yaml"
+    built.parent.mkdir(parents=True, exist_ok=True)
+    built.write_text(PRIMARY.read_text())
+    return built
+
+
+def test_samconfig_as_the_sam_cli_reads_it(tmp_path: Path, monkeypatch: Any) -> None:
     from samcli.commands.build.command import cli as build
     from samcli.commands.deploy.command import cli as deploy
+
+    stand_in_build(tmp_path)
+    monkeypatch.chdir(tmp_path)  # where sam looks for the built template by default
 
     for env, confirm in (("dev", False), ("prod", True)):
         args = ["--config-file", str(SAMCONFIG), "--config-env", env]
@@ -292,6 +308,7 @@ class FakeSam:
         self.session = session
         self.calls: list[list[str]] = []
         self.parameters: dict[str, str] = {}
+        self._built = stand_in_build(Path(tempfile.mkdtemp(prefix="fake-sam-")))
 
     def __call__(self, argv: Sequence[str]) -> None:
         from samcli.commands.build.command import cli as build
@@ -303,6 +320,8 @@ class FakeSam:
             build.make_context("build", list(args))
             return
         assert command == "deploy"
+        if "--template-file" in args:  # the real path is asserted by the tests themselves
+            args[args.index("--template-file") + 1] = str(self._built)
         params = deploy.make_context("deploy", list(args)).params
         self.parameters = dict(params["parameter_overrides"])
         region = args[args.index("--region") + 1]
