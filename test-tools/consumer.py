@@ -255,27 +255,11 @@ class Consumer:
         self._last_activity = time.monotonic()
 
     def preflight(self) -> str | None:
-        """None when every queue answers, else a one-line reason."""
-        from botocore.exceptions import ClientError, NoCredentialsError
-
+        """None when every queue answers, else a one-line reason naming the region."""
         for target in self.targets:
-            try:
-                target.client.get_queue_attributes(
-                    QueueUrl=target.queue_url, AttributeNames=["QueueArn"]
-                )
-            except NoCredentialsError:
-                return "no AWS credentials found (configure them or pass --profile)"
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
-                    return f"{target.region}: queue does not exist: {target.queue_url}"
-                if "AccessDenied" in code or "Authorization" in code:
-                    continue
-                return f"{target.region}: {target.queue_url}: {stackfile.one_line(exc)}"
-            except Exception as exc:
-                if stackfile.is_unreachable(exc):
-                    return self._unreachable(target, exc)
-                raise
+            problem = stackfile.preflight(target.client, target.queue_url, target.region)
+            if problem is not None:
+                return problem
         return None
 
     @staticmethod

@@ -403,30 +403,6 @@ def send_messages(
     return report
 
 
-def preflight(client: Any, queue_url: str) -> str | None:
-    """None when the queue answers; else a one-line reason. Access denied is not an error
-    (a producer may hold only sqs:SendMessage)."""
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    try:
-        client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    except NoCredentialsError:
-        return "no AWS credentials found (configure them or pass --profile)"
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
-            return f"queue does not exist: {queue_url}"
-        if "AccessDenied" in code or "Authorization" in code:
-            return None
-        return f"{queue_url}: {stackfile.one_line(exc)}"
-    except Exception as exc:
-        if stackfile.is_unreachable(exc):
-            endpoint = stackfile.describe_endpoint(client)
-            return f"cannot reach SQS at {endpoint}: {stackfile.one_line(exc)}"
-        raise
-    return None
-
-
 # --- command line ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -587,7 +563,7 @@ def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
     queue_url, endpoint_url, region = resolve_target(p, args)
     if client is None:
         client = make_client(p, args.profile, region, endpoint_url, queue_url)
-    problem = preflight(client, queue_url)
+    problem = stackfile.preflight(client, queue_url)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -155,3 +155,32 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def preflight(client: Any, queue_url: str, region: str | None = None) -> str | None:
+    """None when the queue answers; else a one-line reason, naming `region` when given.
+
+    Access denied is not an error (a producer may hold only sqs:SendMessage, a consumer only
+    what receiving needs).
+    """
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    where = f"{region}: " if region else ""
+    try:
+        client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    except NoCredentialsError:
+        return "no AWS credentials found (configure them or pass --profile)"
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+            return f"{where}queue does not exist: {queue_url}"
+        if "AccessDenied" in code or "Authorization" in code:
+            return None
+        return f"{where}{queue_url}: {one_line(exc)}"
+    except Exception as exc:
+        if is_unreachable(exc):
+            endpoint = describe_endpoint(client)
+            suffix = f" ({region})" if region else ""
+            return f"cannot reach SQS at {endpoint}{suffix}: {one_line(exc)}"
+        raise
+    return None

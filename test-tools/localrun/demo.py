@@ -27,6 +27,7 @@ from localrun.distributor import DistributionTally, distributor_handler
 from localrun.function_log import function_output
 from localrun.poller import SqsPoller
 from localrun.report import write_report
+from localrun.resources import receive_all
 from localrun.server import FAKE_CREDENTIALS
 from localrun.stack import RunningStack, event_source_config, running_stack
 from localrun.stackfile import claim_stack_file, release_stack_file, stack_file_path
@@ -81,18 +82,9 @@ def _region_queues(local: RunningStack) -> dict[str, tuple[Any, str]]:
 
 def _drain_dead_letters(client: Any, url: str) -> list[DeadLetter]:
     found: dict[str, DeadLetter] = {}
-    while True:
-        messages = client.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
-            VisibilityTimeout=300,
-            MessageAttributeNames=["All"],
-        ).get("Messages")
-        if not messages:
-            return list(found.values())
-        for message in messages:
-            found.setdefault(message["MessageId"], DeadLetter.from_message(message))
+    for message in receive_all(client, url, visibility_timeout=300):
+        found.setdefault(message["MessageId"], DeadLetter.from_message(message))
+    return list(found.values())
 
 
 def _final_depths(local: RunningStack) -> dict[str, Depth]:

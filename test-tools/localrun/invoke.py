@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from localrun.distributor import build_handler
 from localrun.lambda_runtime import LambdaContext
-from localrun.resources import LocalStack
+from localrun.resources import LocalStack, receive_all
 from localrun.server import FAKE_CREDENTIALS, LocalSession
 from localrun.stack import running_stack
 from localrun.stackfile import live_stack_document, stack_file_path
@@ -119,28 +119,13 @@ def _read_queues(target: Target, event: Mapping[str, Any]) -> dict[str, str]:
     seen: dict[str, str] = {}
     for name, (region, url) in queues.items():
         client = target.session.client("sqs", region_name=region)
-        for message in _receive_all(client, url):
+        for message in receive_all(client, url, visibility_timeout=30):
             attributes = message.get("MessageAttributes") or {}
             origin = (attributes.get("origin_message_id") or {}).get("StringValue")
             if isinstance(origin, str) and origin in wanted:
                 code = (attributes.get("error_code") or {}).get("StringValue")
                 seen[origin] = f"{name} ({code})" if code else name
     return seen
-
-
-def _receive_all(client: Any, url: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    while True:
-        batch = client.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
-            VisibilityTimeout=30,
-            MessageAttributeNames=["All"],
-        ).get("Messages")
-        if not batch:
-            return messages
-        messages.extend(batch)
 
 
 def describe(outcome: Any) -> str:

@@ -77,6 +77,22 @@ class LocalStack:
         )
 
 
+def receive_all(client: Any, url: str, visibility_timeout: int) -> list[dict[str, Any]]:
+    """Every message now in the queue, with attributes, hidden (not deleted) for a while."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=visibility_timeout,
+            MessageAttributeNames=["All"],
+        ).get("Messages")
+        if not batch:
+            return messages
+        messages.extend(batch)
+
+
 def queue_arn(region: str, name: str) -> str:
     return f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}"
 
