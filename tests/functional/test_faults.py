@@ -92,7 +92,8 @@ def test_partial_batch_entry_failures_are_rerouted(aws, app, faults, clock):
     assert_each_forwarded_once(aws, records)
 
 
-def test_every_region_down_reports_the_batch_and_releases_claims(aws, app, faults, clock):
+def test_every_region_down_reports_the_batch_and_releases_claims(aws, make_app, faults, clock):
+    app = make_app(REGION_COOLDOWN_SECONDS="0")  # the regions are back for the retry
     for region in aws.queue_urls:
         faults.unreachable("sqs", "send_message_batch", region=region, times=1)
     records = valid_records(10)
@@ -102,8 +103,7 @@ def test_every_region_down_reports_the_batch_and_releases_claims(aws, app, fault
     assert len(response["batchItemFailures"]) == 10
     for rec in records:
         assert aws.ledger_item(json.loads(rec["body"])["request_id"]) is None
-    clock.advance(1_000)  # regions recover, cool-downs over
-    app.distributor.health._skip_until.clear()
+    clock.advance(1_000)  # regions recover
     run_like_lambda(app, records, clock)
     assert_each_forwarded_once(aws, records)
 
@@ -129,7 +129,10 @@ def test_ledger_outage_fails_only_the_records_it_could_not_claim(aws, app, fault
     assert len(delivered(aws)) == 4
 
 
-def test_release_failure_after_failed_send_still_recovers_after_the_lease(aws, app, faults, clock):
+def test_release_failure_after_failed_send_still_recovers_after_the_lease(
+    aws, make_app, faults, clock
+):
+    app = make_app(REGION_COOLDOWN_SECONDS="0")
     for region in aws.queue_urls:
         faults.unreachable("sqs", "send_message_batch", region=region, times=1)
     faults.unreachable("dynamodb", "delete_item")
@@ -139,7 +142,6 @@ def test_release_failure_after_failed_send_still_recovers_after_the_lease(aws, a
     assert len(response["batchItemFailures"]) == 5
     assert all(aws.ledger_item(json.loads(r["body"])["request_id"]) for r in records)
 
-    app.distributor.health._skip_until.clear()
     run_like_lambda(app, records, clock)  # redelivery comes after the lease ran out
     assert_each_forwarded_once(aws, records)
 
