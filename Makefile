@@ -16,39 +16,95 @@ PYTHON := $(or $(PY312),$(PY311))
 VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+# uv installs from uv.lock (pyproject.toml's pins, resolved): seconds instead of pip's minutes.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(BIN)/python
 AWS_DEFAULT_REGION ?= us-east-1
 export AWS_DEFAULT_REGION
 TEMPLATES := infrastructure/template.yaml infrastructure/region.yaml
+LOCK_INPUTS := uv.lock pyproject.toml test-tools/pyproject.toml
+# The Lambda's runtime dependencies, exported from the lock (boto3 and what it pulls in come
+# with the python3.12 runtime, so they stay out of the artifact).
+LAMBDA_EXPORT := $(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-emit-workspace \
+	--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
+	--no-emit-package urllib3 --no-emit-package python-dateutil --no-emit-package six \
+	--format requirements-txt --no-header --quiet
+DEV_EXPORT := $(UV) export --frozen --all-groups --all-extras --no-hashes --no-emit-project \
+	--no-emit-workspace --format requirements-txt --no-header --quiet
 
-.PHONY: help venv lint typecheck unit pytest validate build checkov test bench demo local clean
+.PHONY: help venv demo-env lint typecheck imports unit test-fast pytest validate build checkov \
+	test bench demo local clean lock lock-check
 
 help:
-	@echo "make demo    run the whole pipeline locally and print what happened"
-	@echo "make local   a long-running local stack for the producer/consumer tools"
-	@echo "make test    lint, type-check, tests, sam validate, cfn-lint, sam build, checkov"
-	@echo "make bench   distributor latency/request-count benchmark (docs/benchmarks.md)"
+	@echo "make demo       run the whole pipeline locally and print what happened"
+	@echo "make test       everything CI runs: lint, types, import contracts, tests, templates"
+	@echo "make test-fast  unit tests only (under 30 s)"
+	@echo "make local      a long-running local stack for the producer/consumer tools"
+	@echo "make bench      distributor latency/request-count benchmark (docs/benchmarks.md)"
+	@echo "make lock       re-resolve uv.lock and re-export the requirements files"
 
 # --- environments ---------------------------------------------------------------------------
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# uv itself comes from the package index into the virtualenv; everything else from uv.lock.
+$(UV):
 	@test -n "$(PYTHON)" || { echo "error: need python3.12 (or python3 >= 3.11) on PATH" >&2; exit 1; }
 	@echo "creating $(VENV) with $(PYTHON)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# What `make demo` needs: the package with its command line, and the local stack.
+$(BIN)/.demo-installed: $(LOCK_INPUTS) | $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups --group demo --extra cli --quiet
 	touch $@
+
+# Everything for development and CI.
+$(BIN)/.installed: $(LOCK_INPUTS) | $(UV)
+	$(UV) sync --frozen --inexact --all-extras --group dev --quiet
+	touch $@ $(BIN)/.demo-installed
 
 venv: $(BIN)/.installed
+demo-env: $(BIN)/.demo-installed
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt | $(UV)
+	test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip install --quiet -r requirements-checkov.txt
 	touch $@
+
+# Re-resolve after editing pyproject.toml; commit uv.lock and the three requirements files.
+lock: $(UV)
+	$(UV) lock
+	{ echo "# The Lambda's runtime dependencies (boto3 comes with the python3.12 runtime)."; \
+	  echo "# Exported from uv.lock by make lock; make test checks it still matches."; \
+	  $(LAMBDA_EXPORT); } > requirements.txt
+	{ echo "# Everything for development (pip install -r requirements-dev.txt -e . -e test-tools)."; \
+	  echo "# Exported from uv.lock by make lock; make test checks it still matches."; \
+	  $(DEV_EXPORT); } > requirements-dev.txt
+	$(UV) pip compile --quiet --universal --python-version 3.11 --no-header \
+		requirements-checkov.in -o requirements-checkov.txt
+
+# The committed requirements files must say what uv.lock says.
+lock-check: venv
+	$(UV) lock --check
+	diff -u <(grep -v '^#' requirements.txt) <($(LAMBDA_EXPORT) | grep -v '^#')
+	diff -u <(grep -v '^#' requirements-dev.txt) <($(DEV_EXPORT) | grep -v '^#')
 
 # --- checks ---------------------------------------------------------------------------------
 lint: venv
-	$(BIN)/ruff check src tests test-tools infrastructure
+	$(BIN)/ruff check src tests test-tools
+	$(BIN)/ruff format --check --quiet src tests test-tools
 
 typecheck: venv
 	$(BIN)/mypy
+
+# Import contracts (pyproject.toml [tool.importlinter]): the core imports no component, no
+# component imports another, the shipped package never imports the development tools.
+imports: venv
+	$(BIN)/lint-imports --no-cache
+
+# Unit tests only: no moto server, no subprocesses.
+unit test-fast: venv
+	$(BIN)/python -m pytest -q tests/unit
 
 pytest: venv
 	$(BIN)/python -m pytest -q
@@ -58,10 +114,12 @@ validate: venv
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --template infrastructure/region.yaml --region $(AWS_DEFAULT_REGION)
 	$(BIN)/cfn-lint $(TEMPLATES)
 
+# The Lambda artifact (src/Makefile decides what goes in), then the test that reads it.
 build: venv
 	@test -n "$(PY312)" || { echo "error: sam build needs python3.12 (the Lambda runtime); none found" >&2; exit 1; }
 	PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build \
 		--template infrastructure/template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
+	ORCHESTRATOR_ARTIFACT_DIR=.aws-sam/build/DistributorFunction $(BIN)/python -m pytest -q tests/artifact
 
 checkov: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
@@ -77,11 +135,11 @@ DEPLOY_ARGS ?=
 .PHONY: deploy
 deploy: venv
 	@test -n "$(PY312)" || { echo "error: sam build needs python3.12 (the Lambda runtime); none found" >&2; exit 1; }
-	PATH="$(dir $(PY312)):$$PATH" PYTHONPATH=src:infrastructure SAM_CLI_TELEMETRY=0 $(BIN)/python -m deployer \
+	PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/orchestrator deploy \
 		--env $(DEPLOY_ENV) --primary-region $(PRIMARY_REGION) --regions "$(REGIONS)" \
 		$(if $(PROFILE),--profile $(PROFILE)) $(DEPLOY_ARGS)
 
-test: lint typecheck pytest validate build checkov
+test: lock-check lint typecheck imports pytest validate build checkov
 	@echo "make test: all checks passed"
 
 bench: venv
@@ -92,16 +150,16 @@ bench: venv
 #   make demo  [DEMO_FLAGS="--count 500 --seed 3 --report reports/demo.html"]
 #   make local [LOCAL_FLAGS=--workers]
 #   make invoke EVENT=events/sqs-three-requests.json
-demo: venv
-	PYTHONPATH=src:test-tools$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.demo $(DEMO_FLAGS)
+demo: demo-env
+	$(BIN)/orchestrator demo $(DEMO_FLAGS)
 
-local: venv
-	PYTHONPATH=src:test-tools$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.console $(LOCAL_FLAGS)
+local: demo-env
+	$(BIN)/orchestrator local $(LOCAL_FLAGS)
 
 .PHONY: invoke
-invoke: venv
+invoke: demo-env
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json" >&2; exit 2; }
-	PYTHONPATH=src:test-tools$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m localrun.invoke -e $(EVENT)
+	$(BIN)/orchestrator invoke -e $(EVENT)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache reports

@@ -1,14 +1,16 @@
-"""Multi-Region Inference Orchestrator: the distributor Lambda and what it is made of."""
+"""Multi-Region Inference Orchestrator.
 
-from orchestrator.request import ErrorCode, InferenceRequest, InvalidRequestError, parse_request
-from orchestrator.routing import RegionLoad, region_weights, select_region
+One subpackage per component, over a small shared core:
 
-__all__ = [
-    "ErrorCode",
-    "InferenceRequest",
-    "InvalidRequestError",
-    "RegionLoad",
-    "parse_request",
-    "region_weights",
-    "select_region",
-]
+- `orchestrator.core`: the contracts every component shares (request, forwarded-message
+  attributes, dead letter, request record, region names, SQS helpers, routing, errors);
+- `orchestrator.distributor`: the SQS-triggered Lambda (the only code in its artifact, with
+  the core);
+- `orchestrator.cli`: the `orchestrator` command and its subcommands;
+- `orchestrator.deploy`: the multi-region deploy command.
+
+Components import the core and never each other (checked by import-linter in `make test`).
+Nothing is imported here, so loading one component never loads another.
+"""
+
+__version__ = "0.2.0"

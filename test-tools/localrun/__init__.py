@@ -7,7 +7,7 @@ Modules, bottom up:
 - `resources`, `stack`, `stackfile`: create the specs' resources, describe them
   (`LocalStack`), advertise them in `.local-stack.json`;
 - `lambda_runtime`, `poller`, `distributor`: Lambda's SQS event source locally, driving the
-  real `orchestrator.handler`;
+  real `orchestrator.distributor.handler`;
 - `workers`, `depths`, `traffic`, `summary`, `report`: simulated GPU consumers, queue depth
   sampling, demo traffic, the audit and the HTML report;
 - `demo`, `console`, `invoke`: the `make demo`, `make local` and `make invoke` entry points.

@@ -33,6 +33,7 @@ from localrun.server import FAKE_CREDENTIALS
 from localrun.stack import RunningStack, event_source_config, running_stack
 from localrun.stackfile import claim_stack_file, release_stack_file, stack_file_path
 from localrun.workers import GpuWorkers
+from orchestrator.core.command import Command
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def parse_capacities(text: str) -> dict[str, int]:
 
 def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
     parser = argparse.ArgumentParser(
-        prog="python -m localrun.console", description=__doc__.split("\n\n")[0]
+        prog="orchestrator local", description=__doc__.split("\n\n")[0]
     )
     default = ",".join(f"{r}={n}" for r, n in DEFAULT_CAPACITIES.items())
     parser.add_argument(
@@ -283,6 +284,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_console(options, console, stop)
 
 
-if __name__ == "__main__":
+def _main_with_local_credentials(argv: Sequence[str]) -> int:
+    # Clients get fake credentials from LocalSession; this covers any other client as well.
     os.environ.update(FAKE_CREDENTIALS)
-    sys.exit(main())
+    return main(argv)
+
+
+COMMAND = Command(
+    summary="a long-running local stack with a live table of queue depths",
+    main=_main_with_local_credentials,
+)
+
+
+if __name__ == "__main__":
+    sys.exit(_main_with_local_credentials(sys.argv[1:]))

@@ -44,6 +44,7 @@ from localrun.summary import (
 )
 from localrun.traffic import plan_traffic, send_traffic
 from localrun.workers import GpuWorkers
+from orchestrator.core.command import Command
 
 DEFAULT_CAPACITIES = {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -303,9 +304,7 @@ def format_summary(result: DemoResult, report: Path | None, log: Path | None) ->
 
 
 def parse_args(argv: Sequence[str] | None) -> DemoOptions:
-    parser = argparse.ArgumentParser(
-        prog="python -m localrun.demo", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="orchestrator demo", description=__doc__.split("\n\n")[0])
     defaults = DemoOptions()
     parser.add_argument("--count", type=int, default=defaults.count, help="messages to send")
     parser.add_argument("--duplicates", type=int, default=defaults.duplicates, help="retries")
@@ -351,7 +350,17 @@ def _shown(path: Path) -> Path:
         return path
 
 
-if __name__ == "__main__":
+def _main_with_local_credentials(argv: Sequence[str]) -> int:
     # Clients get fake credentials from LocalSession; this covers any other client as well.
     os.environ.update(FAKE_CREDENTIALS)
-    sys.exit(main())
+    return main(argv)
+
+
+COMMAND = Command(
+    summary="run the whole pipeline on this machine and print what happened",
+    main=_main_with_local_credentials,
+)
+
+
+if __name__ == "__main__":
+    sys.exit(_main_with_local_credentials(sys.argv[1:]))

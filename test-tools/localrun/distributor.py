@@ -1,9 +1,10 @@
-"""The real distributor (`orchestrator.handler`) as a local handler, and a tally of what it did.
+"""The real distributor (`orchestrator.distributor.handler`) as a local handler, and a tally.
 
 `distributor_handler(environ, session)` returns a ``handler(event, context)`` that runs each
 poller thread's invocations in that thread's own distributor, built by
-`orchestrator.handler.build_distributor(environ, session=session)` on its first invocation,
-as Lambda gives each concurrent invocation its own container. The response comes from the
+`orchestrator.distributor.handler.build_distributor(environ, session=session)` on its first
+invocation, as Lambda gives each concurrent invocation its own container. The response comes
+from the
 distributor's own `handle` (the code `lambda_handler` runs); `on_report` also receives the
 distributor's per-record `BatchReport` (forwarded to which region, duplicate, dead-lettered,
 failed).
@@ -25,7 +26,7 @@ def build_handler(
     on_report: Callable[[Any], None] | None = None,
 ) -> Handler:
     """One distributor (one "container"); its `handle` bound method is the handler."""
-    from orchestrator.handler import build_distributor  # the code under test
+    from orchestrator.distributor.handler import build_distributor  # the code under test
 
     return build_distributor(environ, session=session, on_report=on_report).handle
 

@@ -33,6 +33,7 @@ from localrun.server import FAKE_CREDENTIALS, LocalSession
 from localrun.stack import running_stack
 from localrun.stackfile import live_stack_document, stack_file_path
 from localrun.templates import load_stack_spec
+from orchestrator.core.command import Command
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def format_result(event: Mapping[str, Any], source: str, result: InvokeResult) -
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m localrun.invoke", description=__doc__.split("\n\n")[0]
+        prog="orchestrator invoke", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("-e", "--event", type=Path, required=True, help="SQS event JSON file")
     parser.add_argument("--throwaway", action="store_true", help="ignore a running local stack")
@@ -190,6 +191,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     return 1 if result.error else 0
 
 
-if __name__ == "__main__":
+def _main_with_local_credentials(argv: Sequence[str]) -> int:
+    # Clients get fake credentials from LocalSession; this covers any other client as well.
     os.environ.update(FAKE_CREDENTIALS)
-    sys.exit(main())
+    return main(argv)
+
+
+COMMAND = Command(
+    summary="run the real distributor on an event file (like sam local invoke -e)",
+    main=_main_with_local_credentials,
+)
+
+
+if __name__ == "__main__":
+    sys.exit(_main_with_local_credentials(sys.argv[1:]))

@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from localrun.server import endpoint_is_up
+from orchestrator.core.stackfile import STACK_FILE_ENV, STACK_FILE_NAME
 
-STACK_FILE_ENV = "ORCHESTRATOR_STACK_FILE"
-STACK_FILE_NAME = ".local-stack.json"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack_file_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where this checkout's local stack advertises itself: the repository root."""
     override = (os.environ if environ is None else environ).get(STACK_FILE_ENV)
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / STACK_FILE_NAME
+    return REPO_ROOT / STACK_FILE_NAME
 
 
 def read_stack_file(path: Path) -> dict[str, Any] | None:

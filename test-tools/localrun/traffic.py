@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.request import ErrorCode
+from orchestrator.core.request import ErrorCode
 
 MODELS = ("llama-3-8b-instruct", "mistral-7b", "sdxl-turbo", "whisper-large-v3")
 PRIORITIES = ("normal", "normal", "high", "low")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "test-tools"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests")]  # the test support modules; the package is installed
 
 os.environ.update(
     {
@@ -71,7 +71,7 @@ def run(batches: int, *, latency: bool, sequential: bool) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from orchestrator.handler import build_distributor
+    from orchestrator.distributor.handler import build_distributor
     from support.faults import Faults, FaultySession
     from support.records import FakeContext, event, valid_records
     from support.stack import create_local_aws
@@ -129,7 +129,7 @@ def purge(aws: Any) -> None:
 COLD_START = """
 import time
 started = time.perf_counter()
-import orchestrator.handler as handler
+import orchestrator.distributor.handler as handler
 imported = time.perf_counter()
 app = handler.build_distributor({
     "REGION_QUEUES": '{"us-east-1": "https://sqs.us-east-1.amazonaws.com/1/q", '

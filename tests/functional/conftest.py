@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.handler import App, build_distributor
+from orchestrator.distributor.handler import App, build_distributor
 from support.faults import Faults, FaultySession
 from support.stack import LocalAws, create_local_aws
 

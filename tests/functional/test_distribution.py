@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from orchestrator.config import ConfigError
-from orchestrator.handler import build_distributor
+from orchestrator.distributor.config import ConfigError
+from orchestrator.distributor.handler import build_distributor
 from support.records import FakeContext, event, record, request, valid_records
 
 REQUIRED_ATTRIBUTES = {
@@ -198,7 +198,7 @@ def test_bad_configuration_fails_at_cold_start_naming_the_variable(aws):
 
 
 def test_lambda_handler_reads_the_environment_once(aws, monkeypatch):
-    import orchestrator.handler as handler
+    import orchestrator.distributor.handler as handler
 
     for name, value in aws.environ().items():
         monkeypatch.setenv(name, value)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from orchestrator.request import MAX_BODY_BYTES, SQS_MAX_MESSAGE_BYTES
+from orchestrator.core.request import MAX_BODY_BYTES, SQS_MAX_MESSAGE_BYTES
 from support.records import FakeContext, event, record, request, valid_records
 
 

@@ -20,16 +20,16 @@ import pytest
 from botocore.exceptions import ClientError
 from cfn_eval import PRIMARY, Evaluator, load
 
-from deployer import cli
-from deployer.config import (
+from orchestrator.deploy import cli
+from orchestrator.deploy.config import (
     SAMCONFIG,
     ConfigurationError,
     parse_overrides,
     parse_regions,
     read_samconfig,
 )
-from deployer.sam import command_environment, format_override, remote_queue_parameters
-from deployer.stacks import (
+from orchestrator.deploy.sam import command_environment, format_override, remote_queue_parameters
+from orchestrator.deploy.stacks import (
     RegionQueue,
     StackError,
     Waiting,

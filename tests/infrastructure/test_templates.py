@@ -61,7 +61,7 @@ def test_function_environment_is_exactly_the_contract() -> None:
 def test_function_code_and_runtime() -> None:
     function = primary["Resources"]["DistributorFunction"]["Properties"]
     assert function["CodeUri"] == "../src"
-    assert function["Handler"] == "orchestrator.handler.lambda_handler"
+    assert function["Handler"] == "orchestrator.distributor.handler.lambda_handler"
     assert function["Runtime"] == "python3.12"
     # An explicit role: SAM would otherwise attach AWSLambdaSQSQueueExecutionRole (Resource "*").
     assert function["Role"] == {"Fn::GetAtt": ["DistributorRole", "Arn"]}

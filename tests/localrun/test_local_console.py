@@ -35,7 +35,6 @@ def test_local_stack_serves_until_sigint(tmp_path: Path, wait_until: Any, depth:
     env = {
         **os.environ,
         "ORCHESTRATOR_STACK_FILE": str(stack_file),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
     }
     process = subprocess.Popen(
         [

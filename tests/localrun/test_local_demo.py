@@ -74,12 +74,9 @@ def test_flags() -> None:
 def test_the_demo_command(tmp_path: Path) -> None:
     """`python -m localrun.demo` as `make demo` runs it: summary on stdout, report written,
     the distributor's own output kept out of the console, exit status 0."""
-    root = Path(__file__).resolve().parents[2]
-    src = os.pathsep.join([str(root / "src"), str(root / "test-tools")])
     env = {
         **os.environ,
         "ORCHESTRATOR_STACK_FILE": str(tmp_path / "stack.json"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])),
     }
     report = tmp_path / "report" / "demo.html"
     command = [sys.executable, "-m", "localrun.demo", "--count", "30", "--duplicates", "4"]

@@ -16,7 +16,7 @@ from localrun.stackfile import (
     read_stack_file,
     release_stack_file,
 )
-from orchestrator.config import Settings
+from orchestrator.distributor.config import Settings
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ def test_ledger_table_and_event_source(primary: dict[str, Any]) -> None:
     assert spec.table.key_schema == [{"AttributeName": "request_id", "KeyType": "HASH"}]
     assert spec.table.ttl_attribute == "expires_at"
     function = spec.function
-    assert function.handler == "orchestrator.handler.lambda_handler"
+    assert function.handler == "orchestrator.distributor.handler.lambda_handler"
     assert function.timeout == default(primary, "FunctionTimeout")
     assert function.batch_size == 10
     assert function.batching_window == default(primary, "BatchingWindowSeconds")

@@ -11,8 +11,8 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from orchestrator.depth import DepthCache
-from orchestrator.routing import assign_regions
+from orchestrator.core.depth import DepthCache
+from orchestrator.core.routing import assign_regions
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from tools_support import REGIONS, drain, free_port
 
-import consumer
-import producer
+from orchestrator.cli import consume as consumer
+from orchestrator.cli import send as producer
 
 PUBLISHED = """\
 ========================================
@@ -30,8 +30,15 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def forward(client: Any, url: str, n: int, *, priority: str = "normal", age: float = 0.0,
-            request_id: str | None = None) -> list[str]:
+def forward(
+    client: Any,
+    url: str,
+    n: int,
+    *,
+    priority: str = "normal",
+    age: float = 0.0,
+    request_id: str | None = None,
+) -> list[str]:
     """Put n messages on a region queue the way the distributor forwards them."""
     ids = []
     sent_at = datetime.now(UTC) - timedelta(seconds=age)

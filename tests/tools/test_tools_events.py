@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.request import (
+from orchestrator.core.request import (
     MAX_BODY_BYTES,
     SQS_MAX_MESSAGE_BYTES,
     ErrorCode,
@@ -22,11 +22,21 @@ from orchestrator.request import (
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MASTER_ARN = "arn:aws:sqs:us-east-1:123456789012:inference-master-queue-dev"
 RECORD_KEYS = {
-    "messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
-    "eventSource", "eventSourceARN", "awsRegion",
+    "messageId",
+    "receiptHandle",
+    "body",
+    "attributes",
+    "messageAttributes",
+    "md5OfBody",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
 }
 OUR_EVENTS = [
-    "sqs-three-requests.json", "sqs-duplicates.json", "sqs-malformed-mix.json", "sqs-oversize.json"
+    "sqs-three-requests.json",
+    "sqs-duplicates.json",
+    "sqs-malformed-mix.json",
+    "sqs-oversize.json",
 ]
 
 
@@ -98,7 +108,9 @@ def test_malformed_mix_has_valid_and_every_kind_of_invalid() -> None:
     outcomes = Counter(outcome(r["body"]) for r in load("sqs-malformed-mix.json"))
     assert outcomes["ok"] == 3
     assert {
-        ErrorCode.INVALID_JSON, ErrorCode.NOT_AN_OBJECT, ErrorCode.MISSING_FIELD,
+        ErrorCode.INVALID_JSON,
+        ErrorCode.NOT_AN_OBJECT,
+        ErrorCode.MISSING_FIELD,
         ErrorCode.INVALID_FIELD,
     } <= set(outcomes)
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from tools_support import drain, free_port
 
-import producer
-from orchestrator.request import InvalidRequestError, parse_request
+from orchestrator.cli import send as producer
+from orchestrator.core.request import InvalidRequestError, parse_request
 
 REQ_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -191,8 +191,7 @@ def test_partial_batch_failure_is_counted(master) -> None:
             return {
                 "Successful": [{"Id": entries[0]["Id"]}],
                 "Failed": [
-                    {"Id": e["Id"], "Code": "InternalError", "Message": "boom"}
-                    for e in entries[1:]
+                    {"Id": e["Id"], "Code": "InternalError", "Message": "boom"} for e in entries[1:]
                 ],
             }
 
@@ -273,7 +272,7 @@ def test_missing_queue_is_one_line(aws, capsys) -> None:
 
 
 def test_region_comes_from_an_aws_queue_url() -> None:
-    import stackfile
+    from orchestrator.core import stackfile
 
     assert stackfile.region_from_queue_url("https://sqs.us-west-2.amazonaws.com/1/q") == "us-west-2"
     assert stackfile.region_from_queue_url("http://127.0.0.1:5000/1/q") is None
@@ -290,14 +289,20 @@ def test_progress_bar_only_when_asked(master, capsys) -> None:
 
 def test_unknown_profile_names_the_flag(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        producer.main(["--queue-url", "https://sqs.us-east-1.amazonaws.com/1/q",
-                       "--profile", "no-such-profile"])
+        producer.main(
+            [
+                "--queue-url",
+                "https://sqs.us-east-1.amazonaws.com/1/q",
+                "--profile",
+                "no-such-profile",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "--profile: " in capsys.readouterr().err
 
 
 def test_stack_file_without_master_queue_is_rejected(tmp_path) -> None:
-    import stackfile
+    from orchestrator.core import stackfile
 
     path = tmp_path / "stack.json"
     path.write_text('{"endpoint_url": "http://127.0.0.1:1"}')

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from orchestrator.config import ConfigError, Settings
+from orchestrator.distributor.config import ConfigError, Settings
 
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
 

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orchestrator.depth import DepthCache
-from orchestrator.health import RegionHealth
+from orchestrator.core.depth import DepthCache
+from orchestrator.core.health import RegionHealth
 
 
 class FakeSqs:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from orchestrator.request import ErrorCode, InvalidRequestError, parse_request
+from orchestrator.core.request import ErrorCode, InvalidRequestError, parse_request
 from support.records import request
 
 

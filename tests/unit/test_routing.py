@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.routing import (
+from orchestrator.core.routing import (
     RegionLoad,
     assign_regions,
     expected_wait_weights,

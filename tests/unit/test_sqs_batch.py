@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.dead_letter import DeadLetter
-from orchestrator.sqs_batch import (
+from orchestrator.core.dead_letter import DeadLetter
+from orchestrator.core.sqs import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
     OutgoingMessage,

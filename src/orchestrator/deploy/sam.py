@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from deployer.config import ConfigurationError
-from deployer.stacks import RegionQueue
+from orchestrator.deploy.config import ConfigurationError
+from orchestrator.deploy.stacks import RegionQueue
 
 Runner = Callable[[Sequence[str]], None]
 """Runs one command line; raises (``subprocess.CalledProcessError``) when it fails."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orchestrator.request import ParsedRequest
+from orchestrator.core.request import ParsedRequest
 
 _CLAIM_CONDITION = (
     "attribute_not_exists(request_id) OR expires_at < :now "

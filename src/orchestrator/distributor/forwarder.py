@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from orchestrator.sqs_batch import OutgoingMessage, SendFailure, chunks, send_chunk
+from orchestrator.core.sqs import OutgoingMessage, SendFailure, chunks, send_chunk
 
 
 class Forwarder:

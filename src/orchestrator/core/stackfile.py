@@ -1,8 +1,8 @@
-"""Shared plumbing of the producer and consumer: the local stack file and boto3 sessions.
+"""The local stack file, read by the command-line tools, and their boto3 session plumbing.
 
 `.local-stack.json` (written by `make local` / the demo at the repository root; path override
-with the environment variable ``ORCHESTRATOR_STACK_FILE``) has the format fixed in
-docs/contracts.md::
+with the environment variable ``ORCHESTRATOR_STACK_FILE``; readers look for it in the current
+directory and its parents) has the format fixed in docs/contracts.md::
 
     {"endpoint_url": "http://127.0.0.1:PORT", "primary_region": "us-east-1",
      "master_queue_url": "...", "dead_letter_queue_url": "...", "table_name": "...",
@@ -15,16 +15,15 @@ cannot be read is an error (`StackFileError`), never silently ignored.
 from __future__ import annotations
 
 import json
+import os
 import re
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Where the stack file lives is decided once, by the local stack that writes it.
-from localrun.stackfile import stack_file_path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+STACK_FILE_ENV = "ORCHESTRATOR_STACK_FILE"
+STACK_FILE_NAME = ".local-stack.json"
 DEFAULT_REGION = "us-east-1"
 # Credentials used against a local endpoint (moto / LocalStack) when none are configured.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -33,14 +32,18 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _SQS_HOST_REGION = re.compile(r"^sqs[.-]([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com", re.IGNORECASE)
 
 
-def ensure_orchestrator_importable() -> None:
-    """Make `import orchestrator` work when a tool runs as `python3 test-tools/producer.py`."""
-    src = str(REPO_ROOT / "src")
-    try:
-        import orchestrator  # noqa: F401
-    except ImportError:
-        if src not in sys.path:
-            sys.path.insert(0, src)
+def stack_file_path(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """``$ORCHESTRATOR_STACK_FILE``, else the nearest `.local-stack.json` from `cwd` upwards,
+    else `.local-stack.json` in `cwd` (which may not exist)."""
+    override = (os.environ if environ is None else environ).get(STACK_FILE_ENV)
+    if override:
+        return Path(override).expanduser()
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / STACK_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return start / STACK_FILE_NAME
 
 
 class StackFileError(Exception):

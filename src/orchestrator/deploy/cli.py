@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployer.config import (
+from orchestrator.core.command import Command
+from orchestrator.deploy.config import (
     BUILT_TEMPLATE,
     COMPUTED_PARAMETERS,
     ENVIRONMENTS,
@@ -31,7 +32,7 @@ from deployer.config import (
     region_stack_name,
     template_parameters,
 )
-from deployer.sam import (
+from orchestrator.deploy.sam import (
     Runner,
     build_command,
     deploy_command,
@@ -39,7 +40,7 @@ from deployer.sam import (
     sam_executable,
     subprocess_runner,
 )
-from deployer.stacks import (
+from orchestrator.deploy.stacks import (
     RegionQueue,
     StackError,
     Waiting,
@@ -55,7 +56,7 @@ ClientFactory = Callable[[str], Any]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m deployer",
+        prog="orchestrator deploy",
         description=(
             "Deploy the inference orchestrator to several regions in one command: "
             "infrastructure/region.yaml in every --regions region, then the primary stack "
@@ -344,3 +345,9 @@ def main(
     except subprocess.CalledProcessError as error:
         print(f"error: {shlex.join(error.cmd)} exited with {error.returncode}", file=err)
         return error.returncode or 1
+
+
+COMMAND = Command(
+    summary="deploy the region stacks, then the primary stack, to real AWS",
+    main=lambda argv: main(argv),
+)

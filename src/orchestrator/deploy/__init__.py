@@ -1,6 +1,6 @@
 """One-command multi-region deployment of the inference orchestrator.
 
-``python -m deployer --env dev --primary-region us-east-1 --regions us-west-2,us-west-1``
+``orchestrator deploy --env dev --primary-region us-east-1 --regions us-west-2,us-west-1``
 
 1. deploys ``infrastructure/region.yaml`` as a CloudFormation stack in every other region
    (in parallel, one boto3 client per region) and reads each stack's queue URL and ARN;

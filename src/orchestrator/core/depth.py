@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.routing import RegionLoad
+from orchestrator.core.routing import RegionLoad
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.sqs_batch import (
+from orchestrator.core.sqs import (
     MAX_BATCH_BYTES,
     OutgoingMessage,
     SendFailure,

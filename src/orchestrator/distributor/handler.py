@@ -19,15 +19,15 @@ from aws_lambda_powertools.logging import utils as logging_utils
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from orchestrator.aws import MAX_POOL_CONNECTIONS, dynamodb_client, sqs_clients
-from orchestrator.config import Settings
-from orchestrator.dead_letter import DeadLetterQueue
-from orchestrator.depth import DepthCache
-from orchestrator.distributor import Distributor
-from orchestrator.forwarder import Forwarder
-from orchestrator.health import RegionHealth
-from orchestrator.ledger import Ledger
-from orchestrator.outcome import BatchReport, Disposition
+from orchestrator.core.aws import MAX_POOL_CONNECTIONS, dynamodb_client, sqs_clients
+from orchestrator.core.dead_letter import DeadLetterQueue
+from orchestrator.core.depth import DepthCache
+from orchestrator.core.health import RegionHealth
+from orchestrator.distributor.config import Settings
+from orchestrator.distributor.distributor import Distributor
+from orchestrator.distributor.forwarder import Forwarder
+from orchestrator.distributor.ledger import Ledger
+from orchestrator.distributor.outcome import BatchReport, Disposition
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "distributor")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "InferenceOrchestrator")

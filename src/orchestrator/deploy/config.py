@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # a source checkout: src/orchestrator/deploy
 INFRASTRUCTURE = REPO_ROOT / "infrastructure"
 PRIMARY_TEMPLATE = INFRASTRUCTURE / "template.yaml"
 REGION_TEMPLATE = INFRASTRUCTURE / "region.yaml"

@@ -25,15 +25,15 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-from orchestrator.dead_letter import DeadLetter, DeadLetterQueue
-from orchestrator.depth import DepthCache
-from orchestrator.forwarder import Forwarder
-from orchestrator.health import RegionHealth
-from orchestrator.ledger import Claim, ClaimStatus, Ledger, LedgerError, iso_now
-from orchestrator.outcome import BatchReport, Disposition, Outcome
-from orchestrator.request import ErrorCode, InvalidRequestError, ParsedRequest, parse_request
-from orchestrator.routing import RegionLoad, assign_regions
-from orchestrator.sqs_batch import OutgoingMessage, SendFailure
+from orchestrator.core.dead_letter import DeadLetter, DeadLetterQueue
+from orchestrator.core.depth import DepthCache
+from orchestrator.core.health import RegionHealth
+from orchestrator.core.request import ErrorCode, InvalidRequestError, ParsedRequest, parse_request
+from orchestrator.core.routing import RegionLoad, assign_regions
+from orchestrator.core.sqs import OutgoingMessage, SendFailure
+from orchestrator.distributor.forwarder import Forwarder
+from orchestrator.distributor.ledger import Claim, ClaimStatus, Ledger, LedgerError, iso_now
+from orchestrator.distributor.outcome import BatchReport, Disposition, Outcome
 
 logger = logging.getLogger(__name__)
 

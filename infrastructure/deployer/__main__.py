@@ -1,3 +1,0 @@
-from deployer.cli import main
-
-raise SystemExit(main())
