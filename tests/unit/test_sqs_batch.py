@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,12 +62,25 @@ def test_failed_entries_map_back_to_their_keys():
 
 
 def test_transport_errors_fail_every_entry_of_the_call():
+    from botocore.exceptions import EndpointConnectionError
+
     class Down:
         def send_message_batch(self, **_):
-            raise ConnectionError("refused")
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-west-2.amazonaws.com")
 
     failures = send_chunk(Down(), "url", [OutgoingMessage("a", "{}"), OutgoingMessage("b", "{}")])
     assert [f.key for f in failures] == ["a", "b"] and all(f.transport for f in failures)
+
+
+def test_a_programming_error_is_not_taken_for_an_outage():
+    """A TypeError is a bug: it must surface, not be reported as 'region down'."""
+
+    class Buggy:
+        def send_message_batch(self, **_):
+            raise TypeError("unexpected keyword argument")
+
+    with pytest.raises(TypeError):
+        send_chunk(Buggy(), "url", [OutgoingMessage("a", "{}")])
 
 
 def test_dead_letter_under_the_limit_is_sent_whole_with_its_reason():

@@ -1,13 +1,23 @@
-"""SendMessageBatch done right: at most 10 entries and 1 MiB per call, ids unique per call.
+"""SQS helpers used by every component: batch sends within SQS's limits, depth reads, and
+reading a queue empty.
 
-Used by the forwarder (region queues) and the dead-letter sender, so the limits live once.
+SendMessageBatch done right: at most 10 entries and 1 MiB per call, entry ids unique per call
+(positions, never request ids). Used by the forwarder (region queues), the dead-letter
+sender, the worker and the rescue function, so the limits live once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.core.attributes import MessageAttribute
+from orchestrator.core.errors import AWS_ERRORS
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 1_048_576
@@ -19,14 +29,21 @@ class OutgoingMessage:
 
     key: str
     body: str
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str | MessageAttribute] = field(default_factory=dict)
+    """A plain string is a String attribute."""
+
+    def message_attributes(self) -> dict[str, MessageAttribute]:
+        return {
+            name: value if isinstance(value, MessageAttribute) else MessageAttribute.string(value)
+            for name, value in self.attributes.items()
+        }
 
     @property
     def size(self) -> int:
         """Bytes SQS counts against its limit: body plus attribute names, types and values."""
         attribute_bytes = sum(
-            len(name.encode()) + len(b"String") + len(value.encode())
-            for name, value in self.attributes.items()
+            len(name.encode()) + attribute.size
+            for name, attribute in self.message_attributes().items()
         )
         return len(self.body.encode("utf-8")) + attribute_bytes
 
@@ -57,23 +74,24 @@ def chunks(messages: Sequence[OutgoingMessage]) -> Iterator[list[OutgoingMessage
         yield current
 
 
-def send_chunk(client: Any, queue_url: str, chunk: Sequence[OutgoingMessage]) -> list[SendFailure]:
+def send_chunk(
+    client: SQSClient, queue_url: str, chunk: Sequence[OutgoingMessage]
+) -> list[SendFailure]:
     """One SendMessageBatch call; returns the messages that did not get in (none: all did)."""
-    entries = [
+    entries: list[Any] = [
         {
             # Entry ids are positions: unique within the call whatever the request ids are.
             "Id": str(index),
             "MessageBody": message.body,
             "MessageAttributes": {
-                name: {"DataType": "String", "StringValue": value}
-                for name, value in message.attributes.items()
+                name: attribute.to_sqs() for name, attribute in message.message_attributes().items()
             },
         }
         for index, message in enumerate(chunk)
     ]
     try:
         response = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-    except Exception as exc:  # transport, throttling, access: the whole call failed
+    except AWS_ERRORS as exc:  # transport, throttling, access: the whole call failed
         reason = f"{type(exc).__name__}: {exc}"
         return [SendFailure(m.key, reason, transport=True) for m in chunk]
     failures = []
@@ -86,3 +104,52 @@ def send_chunk(client: Any, queue_url: str, chunk: Sequence[OutgoingMessage]) ->
             )
         )
     return failures
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+DEPTH_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """A queue's approximate depth: waiting (visible) and held by consumers (in flight)."""
+
+    visible: int
+    in_flight: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight
+
+
+def read_depth(client: SQSClient, queue_url: str) -> QueueDepth:
+    """One GetQueueAttributes call."""
+    attributes = client.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=DEPTH_ATTRIBUTES,  # type: ignore[arg-type]
+    ).get("Attributes", {})
+    return QueueDepth(
+        int(attributes.get("ApproximateNumberOfMessages", 0)),
+        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+    )
+
+
+def receive_all(
+    client: SQSClient, queue_url: str, visibility_timeout: int = 30
+) -> list[MessageTypeDef]:
+    """Every message now visible in the queue, with its attributes, hidden (not deleted) for
+    `visibility_timeout` seconds. Short polls until one comes back empty."""
+    messages: list[MessageTypeDef] = []
+    while True:
+        batch = client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=MAX_BATCH_ENTRIES,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=visibility_timeout,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages")
+        if not batch:
+            return messages
+        messages.extend(batch)

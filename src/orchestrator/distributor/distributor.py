@@ -31,8 +31,9 @@ from orchestrator.core.health import RegionHealth
 from orchestrator.core.request import ErrorCode, InvalidRequestError, ParsedRequest, parse_request
 from orchestrator.core.routing import RegionLoad, assign_regions
 from orchestrator.core.sqs import OutgoingMessage, SendFailure
+from orchestrator.core.timefmt import iso_utc
 from orchestrator.distributor.forwarder import Forwarder
-from orchestrator.distributor.ledger import Claim, ClaimStatus, Ledger, LedgerError, iso_now
+from orchestrator.distributor.ledger import Claim, ClaimStatus, Ledger, LedgerError
 from orchestrator.distributor.outcome import BatchReport, Disposition, Outcome
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class Distributor:
     def _route(self, leaders: list[_Valid], report: BatchReport) -> list[_Routed]:
         loads = self.depths.snapshot(self.health.is_available)
         regions = assign_regions(self.strategy, loads, len(leaders), self._rng, self.max_depth)
-        now = iso_now(self._clock())
+        now = iso_utc(self._clock())
         routed = []
         for valid, region in zip(leaders, regions, strict=True):
             if region is None:
@@ -260,7 +261,7 @@ class Distributor:
         regions = assign_regions(self.strategy, loads, len(failed), self._rng, self.max_depth)
         retry: dict[str, _Routed] = {}
         still_failed: list[_Routed] = []
-        now = iso_now(self._clock())
+        now = iso_utc(self._clock())
         for (item, failure), region in zip(failed, regions, strict=True):
             if region is None:
                 still_failed.append(item)
