@@ -7,7 +7,14 @@ import json
 
 import pytest
 
-from orchestrator.core.request import MAX_BODY_BYTES, SQS_MAX_MESSAGE_BYTES
+from orchestrator.cli.malformed import CASES
+from orchestrator.core.request import (
+    MAX_BODY_BYTES,
+    SQS_MAX_MESSAGE_BYTES,
+    ErrorCode,
+    InvalidRequestError,
+    parse_request,
+)
 from support.records import FakeContext, event, record, request, valid_records
 
 
@@ -30,83 +37,39 @@ def _largest_sqs_body() -> str:
     return text[:-2] + "x" * (SQS_MAX_MESSAGE_BYTES - len(text.encode())) + '"}'
 
 
-# (kind, body, error_code, text the error message must contain)
-MALFORMED = [
-    ("not json", "this is not json", "INVALID_JSON", "not JSON"),
-    ("empty body", "", "INVALID_JSON", "not JSON"),
-    ("truncated json", body()[:-5], "INVALID_JSON", "not JSON"),
-    ("json array", "[1, 2, 3]", "NOT_AN_OBJECT", "object"),
-    ("json string", '"hello"', "NOT_AN_OBJECT", "object"),
-    ("json null", "null", "NOT_AN_OBJECT", "null"),
-    ("json number", "42", "NOT_AN_OBJECT", "object"),
-    ("NaN literal", '{"request_id": NaN}', "INVALID_JSON", "NaN"),
-    ("duplicate keys", '{"request_id": "a", "request_id": "b"}', "INVALID_JSON", "request_id"),
-    ("deep nesting", "[" * 100_000 + "]" * 100_000, "INVALID_JSON", "JSON"),
-    ("lone surrogate", body(metadata={"note": "\ud800"}), "BAD_ENCODING", "surrogate"),
-    ("oversize body", OVERSIZE, "BODY_TOO_LARGE", "bytes"),
-    ("missing request_id", body(request_id=...), "MISSING_FIELD", "request_id"),
-    ("missing model_name", body(model_name=...), "MISSING_FIELD", "model_name"),
-    ("missing input_data_url", body(input_data_url=...), "MISSING_FIELD", "input_data_url"),
-    ("empty request_id", body(request_id=""), "INVALID_FIELD", "request_id"),
-    ("numeric request_id", body(request_id=12345), "INVALID_FIELD", "request_id"),
-    ("request_id too long", body(request_id="r" * 129), "INVALID_FIELD", "request_id"),
-    ("request_id with space", body(request_id="req 1"), "INVALID_FIELD", "request_id"),
-    ("request_id with NUL", body(request_id="req\u00001"), "INVALID_FIELD", "request_id"),
-    ("request_id with slash", body(request_id="../etc"), "INVALID_FIELD", "request_id"),
-    ("model_name not a string", body(model_name=["gpt"]), "INVALID_FIELD", "model_name"),
-    ("model_name empty", body(model_name=""), "INVALID_FIELD", "model_name"),
-    ("url ftp scheme", body(input_data_url="ftp://host/file"), "INVALID_FIELD", "input_data_url"),
-    ("url plain http", body(input_data_url="http://host/file"), "INVALID_FIELD", "input_data_url"),
-    ("url without host", body(input_data_url="https:///file"), "INVALID_FIELD", "input_data_url"),
-    ("s3 url without key", body(input_data_url="s3://bucket"), "INVALID_FIELD", "input_data_url"),
-    (
-        "url too long",
-        body(input_data_url="s3://bucket/" + "k" * 2100),
-        "INVALID_FIELD",
-        "input_data_url",
-    ),
-    (
-        "callback not an arn",
-        body(callback_sns_topic="results"),
-        "INVALID_FIELD",
-        "callback_sns_topic",
-    ),
-    (
-        "callback sqs arn",
-        body(callback_sns_topic="arn:aws:sqs:us-east-1:123456789012:q"),
-        "INVALID_FIELD",
-        "callback_sns_topic",
-    ),
-    ("priority unknown", body(priority="urgent"), "INVALID_FIELD", "priority"),
-    ("priority upper case", body(priority="HIGH"), "INVALID_FIELD", "priority"),
-    ("priority number", body(priority=1), "INVALID_FIELD", "priority"),
-    ("timestamp not a date", body(timestamp="yesterday"), "INVALID_FIELD", "timestamp"),
-    ("timestamp without zone", body(timestamp="2025-12-02T10:23:00"), "INVALID_FIELD", "timestamp"),
-    ("metadata a list", body(metadata=["a"]), "INVALID_FIELD", "metadata"),
-    ("metadata a string", body(metadata="user=1"), "INVALID_FIELD", "metadata"),
-    ("metadata too large", body(metadata={"blob": "x" * 20_000}), "INVALID_FIELD", "metadata"),
+@pytest.mark.parametrize("case", CASES, ids=[case.kind for case in CASES])
+def test_each_malformed_kind_is_refused_with_its_code_and_the_field_named(case):
+    """The whole catalogue against the parser itself (fast); the handler path is below."""
+    with pytest.raises(InvalidRequestError) as refused:
+        parse_request(case.body("req-bad"))
+    assert refused.value.code is case.error_code
+    assert case.mention in refused.value.message
+
+
+def test_every_error_code_for_bad_input_is_exercised_by_the_catalogue():
+    wanted = set(ErrorCode) - {ErrorCode.PAYLOAD_CONFLICT}  # a conflict needs two requests
+    assert {case.error_code for case in CASES} == wanted
+
+
+# One case per error code through the whole handler: dead-lettered with its reason, the
+# valid neighbours forwarded, nothing retried.
+_END_TO_END = [
+    next(c for c in CASES if c.error_code is code)
+    for code in dict.fromkeys(case.error_code for case in CASES)
 ]
 
 
-def test_there_are_at_least_25_kinds():
-    assert len({kind for kind, *_ in MALFORMED}) >= 25
-
-
-@pytest.mark.parametrize(
-    ("kind", "text", "code", "mention"), MALFORMED, ids=[m[0] for m in MALFORMED]
-)
-def test_malformed_goes_to_the_dlq_with_its_reason_and_neighbours_are_forwarded(
-    aws, app, kind, text, code, mention
-):
-    bad = record(text)
+@pytest.mark.parametrize("case", _END_TO_END, ids=[case.kind for case in _END_TO_END])
+def test_malformed_goes_to_the_dlq_with_its_reason_and_neighbours_are_forwarded(aws, app, case):
+    bad = record(case.body("req-bad"))
     neighbours = valid_records(3)
 
     response = app.handle(event(neighbours[0], bad, neighbours[1], neighbours[2]), FakeContext())
 
     assert response == {"batchItemFailures": []}, "malformed input is acknowledged, not retried"
     (letter,) = aws.dead_letters()
-    assert letter.attributes["error_code"] == code
-    assert mention in letter.attributes["error_message"]
+    assert letter.attributes["error_code"] == case.error_code
+    assert case.mention in letter.attributes["error_message"]
     assert letter.attributes["origin_message_id"] == bad["messageId"]
     forwarded = [m for msgs in aws.drain_all().values() for m in msgs]
     assert sorted(m.attributes["origin_message_id"] for m in forwarded) == sorted(
@@ -134,7 +97,7 @@ def test_oversize_dead_letter_is_cut_to_fit_and_says_so(aws, app):
 
 
 def test_a_batch_of_only_malformed_records_is_all_dead_lettered(aws, app):
-    records = [record(text) for _, text, *_ in MALFORMED[:10]]
+    records = [record(case.body(f"req-{i}")) for i, case in enumerate(CASES[:10])]
     response = app.handle(event(*records), FakeContext())
     assert response == {"batchItemFailures": []}
     assert len(aws.dead_letters()) == 10
