@@ -214,8 +214,118 @@ def test_lambda_handler_reads_the_environment_once(aws, monkeypatch):
     assert len(forwarded_ids(aws)) == 4
 
 
-def test_inverse_depth_strategy_is_selectable(aws, make_app):
-    app = make_app(ROUTING_STRATEGY="inverse-depth")
-    assert app.distributor.strategy == "inverse-depth"
-    assert app.handle(event(*valid_records(5)), FakeContext()) == {"batchItemFailures": []}
-    assert len(forwarded_ids(aws)) == 5
+def _stall_one_region(aws, stalled="us-west-1"):
+    """Five messages waiting in every region; consumers hold one message in each region but
+    `stalled`, which has a backlog and nobody taking it (its Spot nodes are gone)."""
+    for region, url in aws.queue_urls.items():
+        sqs = aws.client("sqs", region)
+        for n in range(6 if region != stalled else 5):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(request(f"seed-{region}-{n}")))
+        if region != stalled:
+            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)
+
+
+def _share_of(aws, region, request_ids):
+    return sum(1 for m in aws.drain(region) if m.request_id in request_ids)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "stalled_gets_traffic"),
+    [("inverse-depth", True), ("expected-wait", False)],
+)
+def test_the_strategy_setting_decides_whether_a_stalled_region_gets_traffic(
+    aws, make_app, strategy, stalled_gets_traffic
+):
+    """The published inverse-depth formula keeps feeding a region with no consumers (defect 7);
+    expected-wait gives it nothing. Equal backlogs, so only the strategy tells them apart."""
+    _stall_one_region(aws)
+    app = make_app(ROUTING_STRATEGY=strategy)
+    records = valid_records(30)
+    assert app.handle(event(*records[:10]), FakeContext()) == {"batchItemFailures": []}
+    assert app.handle(event(*records[10:20]), FakeContext()) == {"batchItemFailures": []}
+    assert app.handle(event(*records[20:]), FakeContext()) == {"batchItemFailures": []}
+    sent = {json.loads(r["body"])["request_id"] for r in records}
+    # With inverse-depth the stalled region's expected share is a third: P(0 of 30) < 1e-5.
+    assert (_share_of(aws, "us-west-1", sent) > 0) is stalled_gets_traffic
+
+
+def _with_attributes(rec, attributes):
+    rec["messageAttributes"] = attributes
+    return rec
+
+
+def _received_attributes(aws):
+    """(request_id, MessageAttributes) of every forwarded message, read as a worker would."""
+    out = {}
+    for region, url in aws.queue_urls.items():
+        for m in (
+            aws.client("sqs", region)
+            .receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+            .get("Messages", [])
+        ):
+            out[m["MessageAttributes"]["request_id"]["StringValue"]] = m
+    return out
+
+
+def test_client_message_attributes_of_every_type_reach_the_region_queue(aws, app):
+    """String, Number and Binary attributes travel as they are (up to 4 beside the routing 6)."""
+    from orchestrator.core.attributes import client_attributes
+
+    rec = _with_attributes(
+        record(request("req-attrs")),
+        {
+            "tenant": {"dataType": "String", "stringValue": "acme"},
+            "cost": {"dataType": "Number", "stringValue": "12.5"},
+            "blob": {"dataType": "Binary", "binaryValue": "AAEC"},  # base64 of 00 01 02
+        },
+    )
+    assert app.handle(event(rec), FakeContext()) == {"batchItemFailures": []}
+    message = _received_attributes(aws)["req-attrs"]
+    assert message["MessageAttributes"]["tenant"]["StringValue"] == "acme"
+    assert message["MessageAttributes"]["cost"]["DataType"] == "Number"
+    carried = client_attributes(message)
+    assert {name: (a.data_type, a.value) for name, a in carried.items()} == {
+        "tenant": ("String", "acme"),
+        "cost": ("Number", "12.5"),
+        "blob": ("Binary", b"\x00\x01\x02"),
+    }
+
+
+def test_more_client_attributes_than_fit_are_packed_not_dropped(aws, app):
+    from orchestrator.core.attributes import PACKED_CLIENT_ATTRIBUTES, client_attributes
+
+    attributes = {f"a{n}": {"dataType": "String", "stringValue": f"v{n}"} for n in range(8)}
+    attributes["priority"] = {"dataType": "String", "stringValue": "collides with routing"}
+    app.handle(event(_with_attributes(record(request("req-many")), attributes)), FakeContext())
+    message = _received_attributes(aws)["req-many"]
+    assert len(message["MessageAttributes"]) <= 10  # SQS's limit
+    assert PACKED_CLIENT_ATTRIBUTES in message["MessageAttributes"]
+    assert message["MessageAttributes"]["priority"]["StringValue"] == "normal"  # ours wins
+    carried = client_attributes(message)
+    assert {name: a.value for name, a in carried.items()} == {
+        **{f"a{n}": f"v{n}" for n in range(8)},
+        "priority": "collides with routing",
+    }
+
+
+@pytest.mark.parametrize("status", ["RUNNING", "SUCCEEDED", "FAILED"])
+def test_redelivered_master_message_never_undoes_a_workers_claim(aws, app, clock, status):
+    """After the lease, a redelivery of a request a worker has claimed or finished is a
+    duplicate: the record is not reset to FORWARDED and nothing is forwarded again."""
+    rec = record(request("req-claimed"))
+    app.handle(event(rec), FakeContext(remaining_ms=5_000))
+    assert forwarded_ids(aws) == ["req-claimed"]
+    aws.client("dynamodb").update_item(
+        TableName=aws.table_name,
+        Key={"request_id": {"S": "req-claimed"}},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": status}},
+    )
+    clock.advance(60)  # past the distributor's claim lease
+
+    again = app.handle(event(rec), FakeContext())
+
+    assert again == {"batchItemFailures": []}
+    assert forwarded_ids(aws) == []
+    assert aws.ledger_item("req-claimed")["status"] == status

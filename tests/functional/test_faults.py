@@ -57,27 +57,36 @@ def test_unreachable_region_loses_nothing_of_200_requests(aws, app, faults, cloc
     assert_each_forwarded_once(aws, records)
 
 
+def _batches_until_region_is_tried(app, rule, limit=20):
+    """Send batches of 10 until routing has chosen the failing region (bounded)."""
+    reports = []
+    for _ in range(limit):
+        reports.append(app.process_event(event(*valid_records(10)), FakeContext()))
+        if rule.hits:
+            return reports
+    raise AssertionError(f"the failing region was never chosen in {limit} batches")
+
+
 def test_failed_sends_are_retried_once_in_another_region_within_the_invocation(aws, app, faults):
-    faults.unreachable("sqs", "send_message_batch", region="us-west-2")
-    records = valid_records(30)
+    rule = faults.unreachable("sqs", "send_message_batch", region="us-west-2")
 
-    report = app.process_event(event(*records[:10]), FakeContext())
-    for rec in records[10:20]:
-        report.outcomes.update(app.process_event(event(rec), FakeContext()).outcomes)
+    reports = _batches_until_region_is_tried(app, rule)
 
-    assert report.failed_message_ids == []
-    rerouted = [o for o in report.outcomes.values() if o.attempt == 2]
-    assert all(o.region != "us-west-2" for o in report.outcomes.values())
-    messages = delivered(aws)
+    outcomes = [o for report in reports for o in report.outcomes.values()]
+    assert [o for o in outcomes if o.disposition.value == "failed"] == []
+    rerouted = [o for o in outcomes if o.attempt == 2]
+    assert rerouted, "the batch that met the failing region must have been rerouted"
+    assert all(o.region != "us-west-2" for o in outcomes)
     for outcome in rerouted:
         assert aws.ledger_item(outcome.request_id)["region"] == outcome.region
-    assert {m.attributes["attempt"] for m in messages} <= {"1", "2"}
+    by_request = {m.request_id: m for m in delivered(aws)}
+    assert {by_request[o.request_id].attributes["attempt"] for o in rerouted} == {"2"}
+    assert len(by_request) == len(outcomes)
 
 
 def test_a_region_that_failed_cools_down_and_is_not_tried_again(aws, app, faults):
     rule = faults.unreachable("sqs", "send_message_batch", region="us-west-2")
-    while rule.hits == 0:
-        app.handle(event(*valid_records(10)), FakeContext())
+    _batches_until_region_is_tried(app, rule)
     tries = rule.hits
     for _ in range(5):
         assert app.handle(event(*valid_records(10)), FakeContext())["batchItemFailures"] == []
@@ -208,3 +217,27 @@ def test_any_single_region_outage_loses_nothing(aws, app, faults, clock, region)
     run_like_lambda(app, records, clock)
     got = Counter(m.request_id for m in delivered(aws))
     assert got["req-x"] == 1 and len(got) == 31 and max(got.values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"), [("dynamodb", "put_item"), ("sqs", "send_message_batch")]
+)
+def test_a_programming_error_hands_the_batch_back_and_is_not_taken_for_an_outage(
+    aws, app, faults, service, operation, caplog
+):
+    """A TypeError inside an AWS call path is a bug: every record goes back to SQS (nothing is
+    lost), the traceback is logged, and no region is cooled down as if it were unreachable."""
+
+    def bug(_region, _params, _call):
+        raise TypeError("unexpected keyword argument 'Entries'")
+
+    faults.add(service, operation, bug, times=1)
+    records = valid_records(5)
+
+    response = app.handle(event(*records), FakeContext())
+
+    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
+        r["messageId"] for r in records
+    )
+    assert app.distributor.health.cooling_down() == []
+    assert "TypeError" in caplog.text

@@ -206,3 +206,17 @@ def parse_request(body: str) -> ParsedRequest:
     except ValidationError as exc:
         raise _field_error(exc) from exc
     return ParsedRequest(request=request, body=body, payload_hash=payload_hash(document))
+
+
+def readable_request_id(body: str) -> str | None:
+    """The request id of a body that may be malformed, when one can be read (for telling the
+    sender which request a dead letter was); None when there is none worth showing."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(document, dict):
+        value = document.get("request_id")
+        if isinstance(value, str) and 0 < len(value) <= 256 and value.isprintable():
+            return value
+    return None

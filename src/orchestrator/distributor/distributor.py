@@ -16,7 +16,6 @@ dead-letter queue, or a duplicate of a request that was claimed.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -25,16 +24,27 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orchestrator.core.attributes import (
+    MessageAttribute,
+    RoutingAttributes,
+    carry_client_attributes,
+)
 from orchestrator.core.dead_letter import DeadLetter, DeadLetterQueue
 from orchestrator.core.depth import DepthCache
 from orchestrator.core.health import RegionHealth
-from orchestrator.core.request import ErrorCode, InvalidRequestError, ParsedRequest, parse_request
+from orchestrator.core.request import (
+    ErrorCode,
+    InvalidRequestError,
+    ParsedRequest,
+    parse_request,
+    readable_request_id,
+)
 from orchestrator.core.routing import RegionLoad, assign_regions
 from orchestrator.core.sqs import OutgoingMessage, SendFailure
 from orchestrator.core.timefmt import iso_utc
 from orchestrator.distributor.forwarder import Forwarder
 from orchestrator.distributor.ledger import Claim, ClaimStatus, Ledger, LedgerError
-from orchestrator.distributor.outcome import BatchReport, Disposition, Outcome
+from orchestrator.distributor.outcome import BatchReport, Disposition, FailureReason, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +53,8 @@ logger = logging.getLogger(__name__)
 class _Valid:
     message_id: str
     parsed: ParsedRequest
+    client_attributes: Mapping[str, MessageAttribute]
+    """The client's own message attributes, carried to the region queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +114,11 @@ class Distributor:
             elif claim.status is ClaimStatus.CONFLICT:
                 conflicts.append(_conflict_letter(item.valid, claim.existing_message_id))
             else:
-                report.add(_failed(item.valid, "IN_PROGRESS", "the same message is being handled"))
+                report.add(
+                    _failed(
+                        item.valid, FailureReason.IN_PROGRESS, "the same message is being handled"
+                    )
+                )
         self._settle_followers(
             followers, {v.message_id: v for v in leaders}, claims, report, conflicts
         )
@@ -128,10 +144,10 @@ class Distributor:
                 )
                 continue
             try:
-                valid.append(_Valid(message_id, parse_request(body)))
+                valid.append(_Valid(message_id, parse_request(body), _client_attributes(record)))
             except InvalidRequestError as exc:
                 letters.append(
-                    DeadLetter(message_id, body, exc.code, exc.message, _readable_request_id(body))
+                    DeadLetter(message_id, body, exc.code, exc.message, readable_request_id(body))
                 )
         return valid, letters
 
@@ -143,7 +159,11 @@ class Distributor:
         for valid, region in zip(leaders, regions, strict=True):
             if region is None:
                 report.add(
-                    _failed(valid, "NO_ELIGIBLE_REGION", _why_no_region(loads, self.max_depth))
+                    _failed(
+                        valid,
+                        FailureReason.NO_ELIGIBLE_REGION,
+                        _why_no_region(loads, self.max_depth),
+                    )
                 )
             else:
                 routed.append(_Routed(valid, region, now))
@@ -169,7 +189,7 @@ class Distributor:
                 claims[item.valid.message_id] = futures[item.valid.message_id].result()
             except LedgerError as exc:
                 logger.warning("ledger claim failed: %s", exc)
-                report.add(_failed(item.valid, "LEDGER_UNAVAILABLE", str(exc)))
+                report.add(_failed(item.valid, FailureReason.LEDGER_UNAVAILABLE, str(exc)))
         return claims
 
     def _settle_followers(
@@ -193,7 +213,9 @@ class Distributor:
                 owner_id = leader_id if claimed else claim.existing_message_id
             for copy in copies:
                 if claim is None or claim.status is ClaimStatus.IN_PROGRESS:
-                    reason = (leader_outcome.reason if leader_outcome else None) or "IN_PROGRESS"
+                    reason = (leader_outcome.reason if leader_outcome else None) or (
+                        FailureReason.IN_PROGRESS
+                    )
                     report.add(
                         _failed(copy, reason, "its first copy in this batch will be retried")
                     )
@@ -265,7 +287,7 @@ class Distributor:
         for (item, failure), region in zip(failed, regions, strict=True):
             if region is None:
                 still_failed.append(item)
-                report.add(_failed(item.valid, "FORWARD_FAILED", failure.reason))
+                report.add(_failed(item.valid, FailureReason.FORWARD_FAILED, failure.reason))
             else:
                 retry[item.valid.message_id] = _Routed(item.valid, region, now)
         if not retry:
@@ -273,7 +295,7 @@ class Distributor:
         second_failures = self._send(retry, attempt=2, report=report)
         for item, failure in second_failures:
             still_failed.append(item)
-            report.add(_failed(item.valid, "FORWARD_FAILED", failure.reason))
+            report.add(_failed(item.valid, FailureReason.FORWARD_FAILED, failure.reason))
         failed_ids = {item.valid.message_id for item, _ in second_failures}
         updates = [
             self._executor.submit(self._record_reroute, item)
@@ -326,7 +348,7 @@ class Distributor:
                         letter.origin_message_id,
                         Disposition.FAILED,
                         letter.request_id,
-                        reason="DEAD_LETTER_FAILED",
+                        reason=FailureReason.DEAD_LETTER_FAILED,
                         detail=failure.reason,
                     )
                 )
@@ -347,18 +369,28 @@ def _leaders_and_followers(valid: list[_Valid]) -> tuple[list[_Valid], dict[str,
 
 def _outgoing(key: str, item: _Routed, attempt: int) -> OutgoingMessage:
     request = item.valid.parsed.request
+    routing = RoutingAttributes(
+        request_id=request.request_id,
+        priority=request.priority,
+        model_name=request.model_name,
+        origin_message_id=item.valid.message_id,
+        attempt=attempt,
+        forwarded_at=item.forwarded_at,
+    )
     return OutgoingMessage(
         key=key,
         body=item.valid.parsed.body,
         attributes={
-            "request_id": request.request_id,
-            "priority": request.priority,
-            "model_name": request.model_name,
-            "origin_message_id": item.valid.message_id,
-            "attempt": str(attempt),
-            "forwarded_at": item.forwarded_at,
+            **routing.to_attributes(),
+            **carry_client_attributes(item.valid.client_attributes),
         },
     )
+
+
+def _client_attributes(record: Mapping[str, Any]) -> dict[str, MessageAttribute]:
+    """The client's message attributes from a Lambda SQS record (``messageAttributes``)."""
+    raw = record.get("messageAttributes") or {}
+    return {name: MessageAttribute.from_sqs(value) for name, value in raw.items()}
 
 
 def _duplicate(valid: _Valid, region: str | None) -> Outcome:
@@ -392,16 +424,3 @@ def _why_no_region(loads: Sequence[RegionLoad], max_depth: int) -> str:
         for load in loads
     ]
     return f"no region below MAX_QUEUE_DEPTH_THRESHOLD={max_depth} and healthy ({'; '.join(parts)})"
-
-
-def _readable_request_id(body: str) -> str | None:
-    """The request id of a malformed body, when one can be read, for the sender's benefit."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(document, dict):
-        value = document.get("request_id")
-        if isinstance(value, str) and 0 < len(value) <= 256 and value.isprintable():
-            return value
-    return None

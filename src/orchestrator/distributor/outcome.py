@@ -19,6 +19,24 @@ class Disposition(StrEnum):
     """Not done; reported in batchItemFailures so SQS delivers it again."""
 
 
+class FailureReason(StrEnum):
+    """Why a record was handed back to SQS (Disposition.FAILED): every cause is retryable."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    """Another invocation holds the same master message right now (its claim lease)."""
+    NO_ELIGIBLE_REGION = "NO_ELIGIBLE_REGION"
+    """Every region is cooling down or at MAX_QUEUE_DEPTH_THRESHOLD."""
+    LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+    """The DynamoDB claim failed (throttled, unreachable)."""
+    FORWARD_FAILED = "FORWARD_FAILED"
+    """The region queue refused the message, and so did the retry in another region."""
+    DEAD_LETTER_FAILED = "DEAD_LETTER_FAILED"
+    """A malformed message could not be put on the dead-letter queue."""
+    DEFECT = "DEFECT"
+    """A programming error inside the batch: every record is handed back (logged with its
+    traceback), so nothing is lost while the bug is fixed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     message_id: str
@@ -27,7 +45,7 @@ class Outcome:
     region: str | None = None
     attempt: int | None = None
     reason: str | None = None
-    """error_code for dead letters, a short cause for failures."""
+    """The `ErrorCode` for dead letters, the `FailureReason` for failures."""
     detail: str | None = None
 
 
