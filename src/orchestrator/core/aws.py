@@ -1,15 +1,20 @@
 """AWS client construction: one client per region, built by the caller, never at import.
 
-botocore itself reads `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS` and
-`AWS_ENDPOINT_URL_DYNAMODB`, so the same code runs against AWS, moto or LocalStack.
+botocore itself reads `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`
+(and the other services' variables), so the same code runs against AWS, moto or LocalStack.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_sqs.client import SQSClient
 
 # Enough connections for a whole batch in parallel (10 claims, several sends, the DLQ).
 MAX_POOL_CONNECTIONS = 16
@@ -25,11 +30,13 @@ CLIENT_CONFIG = Config(
 
 
 def sqs_clients(
-    session: Any, regions: Iterable[str], config: Config = CLIENT_CONFIG
-) -> dict[str, Any]:
+    session: Session, regions: Iterable[str], config: Config = CLIENT_CONFIG
+) -> dict[str, SQSClient]:
     """One SQS client per region (a client signs for, and talks to, a single region)."""
     return {region: session.client("sqs", region_name=region, config=config) for region in regions}
 
 
-def dynamodb_client(session: Any, region: str, config: Config = CLIENT_CONFIG) -> Any:
+def dynamodb_client(
+    session: Session, region: str, config: Config = CLIENT_CONFIG
+) -> DynamoDBClient:
     return session.client("dynamodb", region_name=region, config=config)

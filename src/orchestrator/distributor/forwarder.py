@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from orchestrator.core.sqs import OutgoingMessage, SendFailure, chunks, send_chunk
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
 
 
 class Forwarder:
     def __init__(
-        self, queue_urls: Mapping[str, str], clients: Mapping[str, Any], executor: Executor
+        self, queue_urls: Mapping[str, str], clients: Mapping[str, SQSClient], executor: Executor
     ) -> None:
         self._queue_urls = dict(queue_urls)
         self._clients = clients

@@ -85,7 +85,7 @@ class App:
 
 def build_distributor(
     environ: Mapping[str, str] | None = None,
-    session: Any = None,
+    session: boto3.session.Session | None = None,
     clock: Callable[[], float] = time.time,
     on_report: Callable[[BatchReport], None] | None = None,
 ) -> App:
