@@ -142,7 +142,7 @@ deploy: venv
 test: lock-check lint typecheck imports pytest validate build checkov
 	@echo "make test: all checks passed"
 
-bench: venv
+bench: build
 	$(BIN)/python tests/benchmarks/bench_distributor.py
 
 # --- local stack (docs/local-stack.md) -------------------------------------------------------

@@ -142,8 +142,11 @@ print((imported - started) * 1000, (built - started) * 1000)
 """
 
 
+ARTIFACT = ROOT / ".aws-sam" / "build" / "DistributorFunction"
+
+
 def runtime_site() -> Path:
-    """A directory with only what the Lambda has: boto3 (the runtime's) and requirements.txt.
+    """boto3 alone, as the python3.12 runtime provides it (the artifact holds the rest).
 
     The development virtualenv also holds awscrt and pyOpenSSL (through aws-sam-cli), which
     botocore imports when present and which make its import slower than it is in Lambda.
@@ -153,24 +156,19 @@ def runtime_site() -> Path:
     pins = [
         line.strip()
         for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
-        if line.startswith(("boto3==", "botocore=="))
+        if line.startswith(("boto3==", "botocore==", "s3transfer==", "jmespath=="))
     ]
-    wanted = "\n".join([*pins, (ROOT / "requirements.txt").read_text()])
+    wanted = "\n".join(pins)
     if not stamp.exists() or stamp.read_text() != wanted:
         subprocess.run(
             [
-                sys.executable,
-                "-m",
+                str(Path(sys.executable).with_name("uv")),
                 "pip",
                 "install",
                 "--quiet",
-                "--disable-pip-version-check",
-                "--upgrade",
                 "--target",
                 str(site),
                 *pins,
-                "-r",
-                str(ROOT / "requirements.txt"),
             ],
             check=True,
             capture_output=True,
@@ -181,7 +179,8 @@ def runtime_site() -> Path:
 
 def cold_starts(count: int, site: Path | None) -> tuple[float, float]:
     """Median import and import+build times over fresh interpreters (-I: no user site)."""
-    paths = [str(ROOT / "src")] + ([str(site)] if site else sys.path[2:])
+    # With `site`: the sam build artifact (exactly what the Lambda zip holds) and boto3.
+    paths = [str(ARTIFACT), str(site)] if site else [str(ROOT / "src"), *sys.path[1:]]
     prelude = f"import sys; sys.path[:0] = {paths!r}\n"
     # With `site`, the base interpreter: the virtualenv's packages must not be importable.
     python = getattr(sys, "_base_executable", sys.executable) if site else sys.executable
@@ -253,9 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         f"cold start, median of {args.cold_starts} fresh interpreters "
         "(import the handler module; then also build its 4 clients):"
     )
+    if not (ARTIFACT / "orchestrator").is_dir():
+        print(f"error: {ARTIFACT} is missing: run `make build` first", file=sys.stderr)
+        return 2
     imported, built = cold_starts(args.cold_starts, runtime_site())
     print(
-        f"  Lambda's packages only (boto3 + requirements.txt): import {imported:.0f} ms, "
+        f"  the sam build artifact + the runtime's boto3: import {imported:.0f} ms, "
         f"import + build {built:.0f} ms"
     )
     dev_imported, dev_built = cold_starts(args.cold_starts, None)
