@@ -167,6 +167,13 @@ CASES: tuple[MalformedCase, ...] = (
         "metadata",
         _changed(metadata={"blob": "x" * (MAX_METADATA_BYTES + 1)}),
     ),
+    MalformedCase("allowed_regions empty", _F, "allowed_regions", _changed(allowed_regions=[])),
+    MalformedCase(
+        "allowed_regions not a region",
+        _F,
+        "allowed_regions",
+        _changed(allowed_regions=["mars-central"]),
+    ),
 )
 
 BY_KIND = {case.kind: case for case in CASES}

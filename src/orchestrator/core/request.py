@@ -14,6 +14,8 @@ Limits (documented in docs/message-format.md):
 - priority: ``high`` | ``normal`` | ``low`` (default ``normal``);
 - timestamp: ISO-8601 date-time with a time zone, or absent/null;
 - metadata: a JSON object of at most 16 KiB (compact JSON), default ``{}``;
+- allowed_regions: a non-empty list of distinct AWS region names the request may run in
+  (data residency), or absent/null for no restriction;
 - any other top-level field is allowed and forwarded unchanged.
 """
 
@@ -28,6 +30,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orchestrator.core.regions import is_region_name
 
 SQS_MAX_MESSAGE_BYTES = 1_048_576
 ROUTING_ATTRIBUTE_RESERVE_BYTES = 2_048
@@ -58,6 +62,8 @@ class ErrorCode(StrEnum):
     MISSING_FIELD = "MISSING_FIELD"
     INVALID_FIELD = "INVALID_FIELD"
     PAYLOAD_CONFLICT = "PAYLOAD_CONFLICT"
+    NO_PERMITTED_REGION = "NO_PERMITTED_REGION"
+    """Valid, but no region both serves its model and is in its `allowed_regions`."""
 
 
 class InvalidRequestError(ValueError):
@@ -82,6 +88,19 @@ class InferenceRequest(BaseModel):
     priority: Priority = "normal"
     timestamp: AwareDatetime | None = Field(default=None, strict=False)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    allowed_regions: list[str] | None = Field(default=None, min_length=1, max_length=32)
+
+    @field_validator("allowed_regions")
+    @classmethod
+    def _region_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for region in value:
+            if not is_region_name(region):
+                raise ValueError(f"{region!r} is not an AWS region name")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a region twice")
+        return value
 
     @field_validator("input_data_url")
     @classmethod
