@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from orchestrator.core.placement import Placement, parse_model_regions
 
 ROUTING_STRATEGIES = ("expected-wait", "inverse-depth")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -39,12 +41,15 @@ class Settings:
     region_cooldown_seconds: float = 30.0
     log_level: str = "INFO"
     enable_tracing: bool = False
+    placement: Placement = field(default_factory=Placement)
+    """Which regions serve which model (`MODEL_REGIONS`; empty: every region, every model)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """Read and check every variable; the first bad one raises `ConfigError`."""
+        region_queues = _region_queues(environ)
         return cls(
-            region_queues=_region_queues(environ),
+            region_queues=region_queues,
             idempotency_table_name=_required(environ, "IDEMPOTENCY_TABLE_NAME"),
             dead_letter_queue_url=_queue_url(
                 "DEAD_LETTER_QUEUE_URL", _required(environ, "DEAD_LETTER_QUEUE_URL")
@@ -63,7 +68,15 @@ class Settings:
             region_cooldown_seconds=_number(environ, "REGION_COOLDOWN_SECONDS", 30.0, minimum=0.0),
             log_level=_choice(environ, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             enable_tracing=_flag(environ, "ENABLE_TRACING"),
+            placement=_placement(environ, region_queues),
         )
+
+
+def _placement(environ: Mapping[str, str], region_queues: Mapping[str, str]) -> Placement:
+    try:
+        return parse_model_regions(environ.get("MODEL_REGIONS", ""), set(region_queues))
+    except ValueError as exc:
+        raise ConfigError("MODEL_REGIONS", str(exc)) from exc
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
