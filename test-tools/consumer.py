@@ -6,7 +6,11 @@ python3 test-tools/consumer.py --queue-us-east-1 <URL> --queue-us-west-2 <URL> -
 
 import sys
 
-from orchestrator.cli.consume import run_as_script
+try:  # importing boto3 takes a moment: Ctrl-C then is not a traceback either
+    from orchestrator.cli.consume import run_as_script
+except KeyboardInterrupt:
+    sys.stderr.write("error: interrupted\n")
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(run_as_script("consumer.py"))

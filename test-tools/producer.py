@@ -6,7 +6,11 @@ python3 test-tools/producer.py --queue-url <MASTER_QUEUE_URL> --count 30 --inter
 
 import sys
 
-from orchestrator.cli.send import run_as_script
+try:  # importing boto3 and pydantic takes a moment: Ctrl-C then is not a traceback either
+    from orchestrator.cli.send import run_as_script
+except KeyboardInterrupt:
+    sys.stderr.write("error: interrupted\n")
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(run_as_script("producer.py"))

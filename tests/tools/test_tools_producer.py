@@ -5,13 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import runpy
+import sys
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tools_support import drain, free_port
 
+from orchestrator.cli import malformed, sender, traffic
 from orchestrator.cli import send as producer
 from orchestrator.core.request import InvalidRequestError, parse_request
+
+TOOLS = Path(__file__).resolve().parents[2] / "test-tools"
 
 REQ_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -56,7 +63,7 @@ def test_sends_count_messages_in_the_published_format(master, capsys) -> None:
     for doc in docs:
         parse_request(json.dumps(doc))
         assert REQ_ID.match(doc["request_id"])
-        assert doc["model_name"] == producer.DEFAULT_MODEL
+        assert doc["model_name"] == traffic.DEFAULT_MODEL
         assert doc["input_data_url"].startswith("s3://")
         assert doc["callback_sns_topic"].startswith("arn:aws:sns:")
         assert doc["priority"] == "normal"
@@ -110,7 +117,7 @@ def test_request_id_without_duplicate_gets_a_suffix(master, count, expected) -> 
 
 
 def test_suffix_is_zero_padded_to_the_count_width() -> None:
-    ids = producer.plan_request_ids(12, "job", duplicate=False)
+    ids = traffic.plan_request_ids(12, "job", duplicate=False)
     assert ids[0] == "job-01" and ids[-1] == "job-12"
 
 
@@ -127,9 +134,9 @@ def test_batch_size_uses_send_message_batch(master, batch_size, calls) -> None:
 
 def test_rate_paces_the_sends(master) -> None:
     client, url = master
-    plan = producer.plan_messages(count=4)
+    plan = traffic.plan_messages(count=4)
     slept: list[float] = []
-    report = producer.send_messages(
+    report = sender.send_messages(
         client, url, plan, batch_size=2, rate=20.0, sleep=lambda s: slept.append(s)
     )
     assert report.sent == 4
@@ -149,7 +156,7 @@ def test_json_summary_lists_the_sent_request_ids(master, capsys) -> None:
         with contextlib.suppress(InvalidRequestError):
             valid_ids.add(parse_request(message["Body"]).request_id)
     assert sorted(summary["request_ids"]) == sorted(valid_ids)
-    assert [m["kind"] for m in summary["malformed"]] == list(producer.MALFORMED_KINDS)[:2]
+    assert [m["kind"] for m in summary["malformed"]] == list(malformed.TRAFFIC_KINDS[:2])
 
 
 def test_malformed_messages_are_spread_and_all_fail_validation(master) -> None:
@@ -167,16 +174,26 @@ def test_malformed_messages_are_spread_and_all_fail_validation(master) -> None:
     assert (valid, invalid) == (4, 3)
 
 
-def test_every_malformed_kind_is_rejected_by_the_request_parser() -> None:
-    for index in range(len(producer.MALFORMED_KINDS)):
-        kind, _rid, body = producer.malformed_body(index)
-        with pytest.raises(InvalidRequestError):
-            parse_request(body)
-        assert kind in producer.MALFORMED_KINDS
+def test_malformed_messages_fail_with_the_code_their_kind_promises(master, capsys) -> None:
+    """What reaches the queue is what the summary says was sent: one of every traffic kind,
+    each rejected by the distributor's parser with its catalogued error code."""
+    client, url = master
+    kinds = len(malformed.TRAFFIC_KINDS)
+    argv = ["--queue-url", url, "--count", "0", "--malformed", str(kinds), "--batch-size", "10"]
+    assert run([*argv, "--json"], client) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(m["kind"] for m in summary["malformed"]) == sorted(malformed.TRAFFIC_KINDS)
+    promised = Counter(malformed.BY_KIND[m["kind"]].error_code for m in summary["malformed"])
+    got: Counter[str] = Counter()
+    for message in drain(client, url):
+        with pytest.raises(InvalidRequestError) as rejected:
+            parse_request(message["Body"])
+        got[rejected.value.code] += 1
+    assert got == promised
 
 
 def test_interleave_spreads_malformed_slots() -> None:
-    slots = list(producer.interleave(6, 2))
+    slots = list(traffic.interleave(6, 2))
     assert sum(slots) == 2 and len(slots) == 8
     assert slots[0] is False and slots[-1] is True
 
@@ -195,8 +212,8 @@ def test_partial_batch_failure_is_counted(master) -> None:
                 ],
             }
 
-    plan = producer.plan_messages(count=4)
-    report = producer.send_messages(HalfFails(client), url, plan, batch_size=2)
+    plan = traffic.plan_messages(count=4)
+    report = sender.send_messages(HalfFails(client), url, plan, batch_size=2)
     assert (report.sent, report.failed) == (2, 2)
     assert {f["code"] for f in report.failures} == {"InternalError"}
 
@@ -207,8 +224,21 @@ def test_partial_batch_failure_is_counted(master) -> None:
         (["--count", "0"], "--count must be ≥ 1"),
         (["--count", "-3"], "--count"),
         (["--interval", "0.1", "--rate", "5"], "--interval and --rate"),
-        (["--interval", "-1"], "--interval"),
-        (["--rate", "0"], "--rate"),
+        (["--interval", "-1"], "argument --interval: must be a finite number ≥ 0"),
+        (["--interval", "inf"], "argument --interval: must be a finite number ≥ 0, got 'inf'"),
+        (["--interval", "nan"], "argument --interval: must be a finite number ≥ 0, got 'nan'"),
+        (["--interval", "1e400"], "argument --interval: must be a finite number"),
+        (["--interval", "soon"], "argument --interval: must be a number, got 'soon'"),
+        (["--rate", "0"], "argument --rate: must be a finite number > 0"),
+        (["--rate", "inf"], "argument --rate: must be a finite number > 0, got 'inf'"),
+        (["--rate", "nan"], "argument --rate: must be a finite number > 0, got 'nan'"),
+        (["--endpoint-url", "127.0.0.1:1234"], "argument --endpoint-url: must be a URL"),
+        (["--endpoint-url", "localhost:4566"], "argument --endpoint-url: must be a URL"),
+        (["--region", "mars-central-9"], "argument --region: unknown region 'mars-central-9'"),
+        (["--region", "us_east_1"], "argument --region: unknown region 'us_east_1'"),
+        (["--region", "zz-north-7"], "unknown region 'zz-north-7' (not an SQS region of any"),
+        (["--wait-timeout", "inf"], "argument --wait-timeout"),
+        (["--table", "t"], "--table is used only with --wait"),
         (["--batch-size", "0"], "--batch-size"),
         (["--batch-size", "11"], "--batch-size"),
         (["--malformed", "-1"], "--malformed"),
@@ -219,11 +249,13 @@ def test_partial_batch_failure_is_counted(master) -> None:
         (["--priority", "urgent"], "--priority"),
     ],
 )
-def test_flag_errors_name_the_flag(argv, flag, capsys) -> None:
+def test_flag_errors_are_one_line_naming_the_flag(argv, flag, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         producer.main(["--queue-url", "https://sqs.us-east-1.amazonaws.com/1/q", *argv])
     assert exit_info.value.code == 2
-    assert flag in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert flag in err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
 
 
 def test_endpoint_without_queue_url_is_an_error(capsys) -> None:
@@ -271,11 +303,83 @@ def test_missing_queue_is_one_line(aws, capsys) -> None:
     assert capsys.readouterr().err.startswith("error: queue does not exist:")
 
 
-def test_region_comes_from_an_aws_queue_url() -> None:
-    from orchestrator.core import stackfile
+def test_region_comes_from_an_aws_queue_url(aws, capsys) -> None:
+    """No --region: the client signs for the queue URL's region, so a us-west-2 queue is
+    found although the default region is us-east-1."""
+    import boto3
 
-    assert stackfile.region_from_queue_url("https://sqs.us-west-2.amazonaws.com/1/q") == "us-west-2"
-    assert stackfile.region_from_queue_url("http://127.0.0.1:5000/1/q") is None
+    url = boto3.client("sqs", region_name="us-west-2").create_queue(QueueName="west")["QueueUrl"]
+    assert "us-west-2" in url
+    assert producer.main(["--queue-url", url, "--count", "2"]) == 0
+    assert "sent:     2" in capsys.readouterr().out
+
+
+def test_a_region_that_contradicts_the_queue_url_is_named(capsys) -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/inference-master-queue-dev"
+    with pytest.raises(SystemExit) as exit_info:
+        producer.main(["--queue-url", url, "--region", "us-west-2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: --region: us-west-2 does not match the queue URL, which is in us-east-1\n"
+    )
+
+
+def test_a_region_that_contradicts_the_stack_file_is_named(tmp_path, monkeypatch, capsys) -> None:
+    """The local stack's URLs do not say their region: the stack file does. Before any call
+    (the endpoint here is not even listening)."""
+    from tools_support import write_stack_file
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    path = tmp_path / "stack.json"
+    write_stack_file(path, endpoint, f"{endpoint}/123456789012/master", {})
+    monkeypatch.setenv("ORCHESTRATOR_STACK_FILE", str(path))
+    with pytest.raises(SystemExit) as exit_info:
+        producer.main(["--region", "us-west-2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --region: us-west-2 does not match the local stack")
+    assert "created this queue in us-east-1" in err and err.count("\n") == 1
+
+
+def test_an_unknown_configured_region_is_refused_before_any_call(monkeypatch, capsys) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: no call may be made
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "mars-central-9")
+    with pytest.raises(SystemExit) as exit_info:
+        producer.main(["--queue-url", f"{endpoint}/123456789012/q"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "error: the configured default region: unknown region 'mars-central-9'"
+    )
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_130(master, capsys) -> None:
+    _client, url = master
+
+    class CtrlCOnFirstCall:
+        def __getattr__(self, name: str) -> Any:
+            raise KeyboardInterrupt
+
+    assert run(["--queue-url", url], CtrlCOnFirstCall()) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "error: interrupted\n" and captured.out == ""
+
+
+def test_ctrl_c_while_the_script_imports_is_one_line_and_130(monkeypatch, capsys) -> None:
+    """Ctrl-C while test-tools/producer.py imports the package (boto3, pydantic: a moment)."""
+
+    class CtrlCOnImport:
+        @staticmethod
+        def find_spec(name: str, *args: Any) -> None:
+            if name == "orchestrator.cli.send":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "orchestrator.cli.send")
+    monkeypatch.setattr(sys, "meta_path", [CtrlCOnImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(TOOLS / "producer.py"), run_name="__main__")
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
 
 
 def test_progress_bar_only_when_asked(master, capsys) -> None:
@@ -284,7 +388,8 @@ def test_progress_bar_only_when_asked(master, capsys) -> None:
     assert "[" not in capsys.readouterr().err  # stderr is not a TTY under pytest
     run(["--queue-url", url, "--count", "2", "--progress"], client)
     err = capsys.readouterr().err
-    assert "2/2" in err and "100.0%" in err and err.endswith("\n")
+    assert err.splitlines()[-1].startswith("sending 2/2 (100.0%)")
+    assert "\x1b[" not in err  # a log gets lines, not a redrawn bar
 
 
 def test_unknown_profile_names_the_flag(capsys) -> None:

@@ -1,395 +1,71 @@
-"""Consume the region queues and print how the distributor spread the requests.
+"""`orchestrator consume` (also `test-tools/consumer.py`): read the region queues and print how
+the distributor spread the requests.
 
-    python3 consumer.py --queue-us-east-1 <URL> --queue-us-west-2 <URL> --queue-us-west-1 <URL> \
-        --max-messages 10 --profile default
+Every queue's depth is read first (that call is also the start-up check). Then one thread per
+region long-polls its queue, in batches of 10 with batch deletes, until --max-messages, or no
+queue has delivered anything for --idle-timeout seconds, or Ctrl-C; then the statistics are
+printed. With --max-messages below the backlog, each region gives its share of the sample in
+proportion to its backlog, so the shares show the routing, not which queue answered first.
 
-Any region: `--queue REGION=URL` (repeatable). With no queue flags and no --endpoint-url the
-local stack file (`.local-stack.json` at the repository root, or $ORCHESTRATOR_STACK_FILE) gives
-the queues and endpoint. One SQS client per region; the regions are polled concurrently (one
-thread each) with long polling, receive batches of 10 and batch deletes.
-
-Stops after --max-messages messages, or when no queue has delivered anything for
---idle-timeout seconds, or on Ctrl-C; then prints the statistics (see README.md).
-
-Exit status: 0 done, 2 usage error or a queue unreachable / failing.
+Exit status: 0 done, 2 usage error or a queue unreachable / failing, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.core import stackfile
 from orchestrator.core.command import Command, ExitCode
+from orchestrator.core.stackfile import LocalStack, StackFileError, load_stack, stack_file_path
+
+from . import flags
+from .distribution import Received, Stats, proportional_quotas
+from .output import Output
+from .polling import Consumer, QueueTarget
+from .preflight import QueueUnusable, check_queue
+from .target import (
+    UsageError,
+    check_queue_region,
+    check_region,
+    endpoint_for,
+    make_session,
+    sqs_client,
+)
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 PUBLISHED_REGIONS = ("us-east-1", "us-west-2", "us-west-1")
-PRIORITY_ORDER = ("high", "normal", "low")
-RULE = "=" * 40
-THIN_RULE = "-" * 40
 MAX_WAIT_SECONDS = 20
+INTERRUPTED = "interrupted"
+
+EXAMPLES = """\
+examples:
+  # the local stack (`make local`): every region queue, until idle for 10 s
+  {prog}
+
+  # against AWS: the published flags, one per region
+  {prog} --queue-us-east-1 https://sqs.us-east-1.amazonaws.com/123456789012/q-east \\
+      --queue-us-west-2 https://sqs.us-west-2.amazonaws.com/123456789012/q-west \\
+      --max-messages 30 --profile default
+
+  # any region; look without taking work away from the workers
+  {prog} --queue eu-west-1=https://sqs.eu-west-1.amazonaws.com/123456789012/q --no-delete
+
+Without queue flags the local stack file gives the queues and endpoint (.local-stack.json at
+the repository root, or $ORCHESTRATOR_STACK_FILE).
+
+exit status: 0 done, 2 usage error or a queue unreachable, 130 interrupted (Ctrl-C; the
+statistics gathered so far are printed first)."""
 
 
-# --- what was received -------------------------------------------------------------------------
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds of an ISO-8601 date-time with a zone (`...Z` accepted); None otherwise."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None
+def _flag_for(region: str) -> str:
+    return f"--queue-{region}" if region in PUBLISHED_REGIONS else "--queue"
 
 
-@dataclass(frozen=True)
-class Received:
-    region: str
-    message_id: str
-    received_at: float  # epoch seconds, taken when the receive call returned
-    request_id: str | None = None
-    priority: str | None = None
-    attempt: str | None = None
-    forwarded_at: float | None = None
-    request_timestamp: float | None = None
-
-    @classmethod
-    def from_message(cls, region: str, message: dict[str, Any], received_at: float) -> Received:
-        attrs = {
-            name: value.get("StringValue")
-            for name, value in (message.get("MessageAttributes") or {}).items()
-        }
-        try:
-            body = json.loads(message.get("Body", ""))
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            body = {}
-
-        def text(value: Any) -> str | None:
-            return value if isinstance(value, str) else None
-
-        return cls(
-            region=region,
-            message_id=message["MessageId"],
-            received_at=received_at,
-            request_id=attrs.get("request_id") or text(body.get("request_id")),
-            priority=attrs.get("priority") or text(body.get("priority")),
-            attempt=attrs.get("attempt"),
-            forwarded_at=parse_time(attrs.get("forwarded_at")),
-            request_timestamp=parse_time(body.get("timestamp")),
-        )
-
-    @property
-    def forward_latency_ms(self) -> float | None:
-        if self.forwarded_at is None:
-            return None
-        return (self.received_at - self.forwarded_at) * 1000
-
-    @property
-    def request_latency_ms(self) -> float | None:
-        if self.request_timestamp is None:
-            return None
-        return (self.received_at - self.request_timestamp) * 1000
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def latency_summary(values: Sequence[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "p50": round(percentile(values, 50), 1),
-        "p90": round(percentile(values, 90), 1),
-        "max": round(max(values), 1),
-        "n": len(values),
-    }
-
-
-def _ordered_priorities(counter: Counter[str]) -> list[tuple[str, int]]:
-    known = [(p, counter[p]) for p in PRIORITY_ORDER]
-    others = sorted((p, n) for p, n in counter.items() if p not in PRIORITY_ORDER)
-    return known + others
-
-
-@dataclass
-class Stats:
-    regions: list[str]
-    messages: list[Received] = field(default_factory=list)
-    elapsed: float = 0.0
-    stopped: str = ""
-    error: str | None = None
-
-    def by_region(self, region: str) -> list[Received]:
-        return [m for m in self.messages if m.region == region]
-
-    @property
-    def total(self) -> int:
-        return len(self.messages)
-
-    def percent(self, region: str) -> float:
-        return 100 * len(self.by_region(region)) / self.total if self.total else 0.0
-
-    def priorities(self, messages: Sequence[Received] | None = None) -> Counter[str]:
-        source = self.messages if messages is None else messages
-        return Counter(m.priority or "unknown" for m in source)
-
-    def duplicate_request_ids(self) -> dict[str, int]:
-        counts = Counter(m.request_id for m in self.messages if m.request_id)
-        return {rid: n for rid, n in sorted(counts.items()) if n > 1}
-
-    def as_dict(self) -> dict[str, Any]:
-        regions = {}
-        for region in self.regions:
-            msgs = self.by_region(region)
-            regions[region] = {
-                "count": len(msgs),
-                "percent": round(self.percent(region), 1),
-                "latency_ms": {
-                    "since_forwarded": latency_summary(
-                        [v for m in msgs if (v := m.forward_latency_ms) is not None]
-                    ),
-                    "since_request": latency_summary(
-                        [v for m in msgs if (v := m.request_latency_ms) is not None]
-                    ),
-                },
-                "priorities": dict(self.priorities(msgs)),
-                "attempts": dict(Counter(m.attempt or "unknown" for m in msgs)),
-            }
-        return {
-            "total": self.total,
-            "regions": regions,
-            "priorities": dict(_ordered_priorities(self.priorities())),
-            "duplicate_request_ids": self.duplicate_request_ids(),
-            "elapsed_seconds": round(self.elapsed, 3),
-            "stopped": self.stopped,
-            "error": self.error,
-        }
-
-    def render(self) -> str:
-        """The published layout, then latency per region and counts per priority."""
-        lines = [RULE, "Message Distribution Statistics", RULE]
-        for region in self.regions:
-            count = len(self.by_region(region))
-            lines.append(f"{region}: {count} messages ({self.percent(region):.1f}%)")
-        lines += [THIN_RULE, f"Total: {self.total} messages", ""]
-        for title, attr in (
-            ("Latency since forwarded_at (ms)", "forward_latency_ms"),
-            ("Latency since request timestamp (ms)", "request_latency_ms"),
-        ):
-            lines.append(title)
-            for region in self.regions:
-                values = [v for m in self.by_region(region) if (v := getattr(m, attr)) is not None]
-                summary = latency_summary(values)
-                if summary is None:
-                    lines.append(f"{region}: no data")
-                else:
-                    lines.append(
-                        f"{region}: p50 {summary['p50']:.1f}  p90 {summary['p90']:.1f}  "
-                        f"max {summary['max']:.1f}  (n={summary['n']})"
-                    )
-            lines.append("")
-        lines.append("Messages by priority")
-        lines += [f"{p}: {n}" for p, n in _ordered_priorities(self.priorities())]
-        duplicates = self.duplicate_request_ids()
-        lines.append(THIN_RULE)
-        lines.append(f"Request ids received more than once: {len(duplicates)}")
-        return "\n".join(lines)
-
-
-# --- consuming ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class QueueTarget:
-    region: str
-    queue_url: str
-    client: Any
-
-
-class Consumer:
-    """Poll several region queues concurrently until a stop condition.
-
-    `max_messages`: stop once this many distinct messages are counted. Messages a poll returns
-    beyond that are made visible again at once (ChangeMessageVisibilityBatch 0), not deleted.
-    `idle_timeout`: stop when no queue has delivered a message for this many seconds.
-    `delete`: delete what was counted (default); with False messages stay on the queues (they
-    reappear after the visibility timeout; a message id is counted once per run).
-    """
-
-    def __init__(
-        self,
-        targets: Sequence[QueueTarget],
-        *,
-        max_messages: int | None = None,
-        wait_seconds: int = 5,
-        idle_timeout: float = 10.0,
-        delete: bool = True,
-        clock: Callable[[], float] = time.time,
-        on_message: Callable[[Received], None] | None = None,
-    ) -> None:
-        self.targets = list(targets)
-        self.max_messages = max_messages
-        self.wait_seconds = wait_seconds
-        self.idle_timeout = idle_timeout
-        self.delete = delete
-        self.clock = clock
-        self.on_message = on_message
-        self.stats = Stats(regions=[t.region for t in self.targets])
-        self._lock = threading.Lock()
-        self._seen: set[tuple[str, str]] = set()
-        self._stop = threading.Event()
-        self._last_activity = time.monotonic()
-
-    def preflight(self) -> str | None:
-        """None when every queue answers, else a one-line reason naming the region."""
-        for target in self.targets:
-            problem = stackfile.preflight(target.client, target.queue_url, target.region)
-            if problem is not None:
-                return problem
-        return None
-
-    @staticmethod
-    def _unreachable(target: QueueTarget, exc: BaseException) -> str:
-        endpoint = stackfile.describe_endpoint(target.client)
-        return f"cannot reach SQS at {endpoint} ({target.region}): {stackfile.one_line(exc)}"
-
-    def _remaining(self) -> int:
-        if self.max_messages is None:
-            return 10
-        return max(0, self.max_messages - len(self.stats.messages))
-
-    def _claim(
-        self, region: str, messages: list[dict[str, Any]], received_at: float
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Count what fits the budget; return (counted, excess). Re-deliveries are dropped
-        from the count but still deleted (when deleting)."""
-        counted: list[dict[str, Any]] = []
-        excess: list[dict[str, Any]] = []
-        with self._lock:
-            for message in messages:
-                key = (region, message["MessageId"])
-                if key in self._seen:
-                    counted.append(message)
-                    continue
-                if self.max_messages is not None and self._remaining() == 0:
-                    excess.append(message)
-                    continue
-                self._seen.add(key)
-                received = Received.from_message(region, message, received_at)
-                self.stats.messages.append(received)
-                counted.append(message)
-                if self.on_message:
-                    self.on_message(received)
-            self._last_activity = time.monotonic()
-            if self.max_messages is not None and self._remaining() == 0:
-                self._finish("max-messages")
-        return counted, excess
-
-    def _finish(self, reason: str, error: str | None = None) -> None:
-        if not self._stop.is_set():
-            self.stats.stopped = reason
-            self.stats.error = error
-            self._stop.set()
-
-    def _poll(self, target: QueueTarget) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        client, url = target.client, target.queue_url
-        try:
-            while not self._stop.is_set():
-                with self._lock:
-                    batch = min(10, self._remaining())
-                if batch == 0:
-                    return
-                response = client.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=batch,
-                    WaitTimeSeconds=self.wait_seconds,
-                    MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["All"],
-                )
-                received_at = self.clock()
-                messages = response.get("Messages") or []
-                if not messages:
-                    if self.wait_seconds == 0:
-                        self._stop.wait(0.05)  # short polling: do not spin
-                    continue
-                counted, excess = self._claim(target.region, messages, received_at)
-                if counted and self.delete:
-                    self._delete(client, url, counted)
-                if excess:
-                    client.change_message_visibility_batch(
-                        QueueUrl=url,
-                        Entries=[
-                            {
-                                "Id": str(i),
-                                "ReceiptHandle": m["ReceiptHandle"],
-                                "VisibilityTimeout": 0,
-                            }
-                            for i, m in enumerate(excess)
-                        ],
-                    )
-        except (BotoCoreError, ClientError) as exc:
-            if stackfile.is_unreachable(exc):
-                reason = self._unreachable(target, exc)
-            else:
-                reason = f"{target.region}: {stackfile.one_line(exc)}"
-            with self._lock:
-                self._finish("error", reason)
-
-    @staticmethod
-    def _delete(client: Any, url: str, messages: list[dict[str, Any]]) -> None:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-        ]
-        response = client.delete_message_batch(QueueUrl=url, Entries=entries)
-        for failure in response.get("Failed", []):
-            print(
-                f"warning: delete failed for {failure.get('Id')}: {failure.get('Message')}",
-                file=sys.stderr,
-            )
-
-    def run(self) -> Stats:
-        start = time.monotonic()
-        self._last_activity = start
-        threads = [
-            threading.Thread(target=self._poll, args=(t,), name=f"poll-{t.region}", daemon=True)
-            for t in self.targets
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            while not self._stop.wait(0.05):
-                with self._lock:
-                    if time.monotonic() - self._last_activity >= self.idle_timeout:
-                        self._finish("idle")
-                    elif not any(t.is_alive() for t in threads):
-                        self._finish("done")
-            for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:
-            with self._lock:
-                self._finish("interrupted")
-            # polls in flight end within --wait-seconds; a second Ctrl-C leaves at once
-            for thread in threads:
-                thread.join(self.wait_seconds + 5)
-        self.stats.elapsed = time.monotonic() - start
-        return self.stats
-
-
-# --- command line ------------------------------------------------------------------------------
 class _QueueAction(argparse.Action):
     """Collect `--queue-us-east-1 URL` and `--queue REGION=URL` into one ordered list."""
 
@@ -404,30 +80,38 @@ class _QueueAction(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
+        flag = option_string or "--queue"
         queues: list[tuple[str, str]] = list(getattr(namespace, "queues", None) or [])
         if self.region:
-            region, url = self.region, values
+            region, url = self.region, str(values)
         else:
             region, sep, url = str(values).partition("=")
-            if not sep or not url or not stackfile.is_region(region):
+            if not sep or not region or not url:
                 parser.error(
-                    f"--queue: expected REGION=URL (e.g. us-east-2=https://...), got {values!r}"
+                    f"argument {flag}: expected REGION=URL (e.g. us-east-2=https://...), "
+                    f"got {values!r}"
                 )
+            problem = flags.region_problem(region)
+            if problem:
+                parser.error(f"argument {flag}: {problem}")
+        try:
+            flags.http_url(url)
+            check_queue_region(url, region, f"argument {flag}")
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"argument {flag}: {exc}")
+        except UsageError as exc:
+            parser.error(str(exc))
         if any(r == region for r, _ in queues):
-            parser.error(f"{option_string}: region {region} given more than once")
+            parser.error(f"{flag}: region {region} given more than once")
         queues.append((region, url))
         namespace.queues = queues
 
 
 def build_parser(prog: str = "orchestrator consume") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = flags.Parser(
         prog=prog,
         description="Consume the region queues and print the distribution statistics.",
-        epilog=(
-            "Without queue flags and --endpoint-url the local stack file is used "
-            "(.local-stack.json at the repository root, or $ORCHESTRATOR_STACK_FILE). "
-            "Exit status: 0 done, 2 usage error or a queue unreachable."
-        ),
+        epilog=EXAMPLES.format(prog=prog),
     )
     p.set_defaults(queues=None)
     for region in PUBLISHED_REGIONS:
@@ -447,7 +131,11 @@ def build_parser(prog: str = "orchestrator consume") -> argparse.ArgumentParser:
         help="queue URL of any region (repeatable)",
     )
     p.add_argument(
-        "--max-messages", type=int, metavar="N", help="stop after N messages (default: until idle)"
+        "--max-messages",
+        type=flags.positive_int,
+        metavar="N",
+        help="stop after N messages, sampled from the regions in proportion to their backlog "
+        "(default: until idle)",
     )
     p.add_argument(
         "--wait-seconds",
@@ -457,9 +145,10 @@ def build_parser(prog: str = "orchestrator consume") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--idle-timeout",
-        type=float,
+        type=flags.finite_float(0, inclusive=False),
         default=10.0,
-        help="stop when no queue delivered anything for this long (default 10 s)",
+        metavar="SECONDS",
+        help="stop when no queue delivered anything for this long (default 10)",
     )
     p.add_argument(
         "--no-delete",
@@ -468,8 +157,12 @@ def build_parser(prog: str = "orchestrator consume") -> argparse.ArgumentParser:
         "timeout; each is counted once per run)",
     )
     p.add_argument("--profile", help="AWS named profile (boto3 Session)")
-    p.add_argument("--endpoint-url", help="SQS endpoint for every region (moto, LocalStack)")
-    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.add_argument(
+        "--endpoint-url",
+        type=flags.http_url,
+        help="endpoint for every region, e.g. http://127.0.0.1:4566 (moto, LocalStack)",
+    )
+    flags.add_output_flags(p, json_help="print the statistics as JSON")
     p.add_argument(
         "--verbose", "-v", action="store_true", help="print one line per received message on stderr"
     )
@@ -477,65 +170,88 @@ def build_parser(prog: str = "orchestrator consume") -> argparse.ArgumentParser:
 
 
 def _check_flags(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.max_messages is not None and args.max_messages < 1:
-        p.error("--max-messages must be ≥ 1")
     if not 0 <= args.wait_seconds <= MAX_WAIT_SECONDS:
         p.error(f"--wait-seconds must be between 0 and {MAX_WAIT_SECONDS}")
-    if not args.idle_timeout > 0:
-        p.error("--idle-timeout must be > 0")
 
 
-def resolve_queues(
-    p: argparse.ArgumentParser, args: argparse.Namespace
-) -> tuple[list[tuple[str, str]], str | None]:
-    """([(region, url)], endpoint_url) from the flags or the local stack file."""
+def resolve_queues(args: argparse.Namespace) -> tuple[list[tuple[str, str]], LocalStack | None]:
+    """([(region, url)], the local stack they came from) from the flags or the stack file."""
     if args.queues:
-        return args.queues, args.endpoint_url
+        return args.queues, None
     if args.endpoint_url:
-        p.error("--queue-REGION or --queue REGION=URL is required when --endpoint-url is given")
-    try:
-        stack = stackfile.load_stack()
-    except stackfile.StackFileError as exc:
-        p.exit(2, f"error: local stack file: {exc}\n")
-    if stack is None or not stack.region_queues:
-        where = stackfile.stack_file_path()
-        p.error(
-            "give the queues with --queue-us-east-1 URL ... or --queue REGION=URL "
-            f"(no local stack file with region_queues at {where})"
+        raise UsageError(
+            "--queue-REGION or --queue REGION=URL is required when --endpoint-url is given"
         )
-    return list(stack.region_queues.items()), stack.endpoint_url
+    stack = load_stack()
+    if stack is None or not stack.region_queues:
+        raise UsageError(
+            "give the queues with --queue-us-east-1 URL ... or --queue REGION=URL "
+            f"(no local stack file with region_queues at {stack_file_path()})"
+        )
+    for region in stack.region_queues:
+        check_region(region, f"local stack file {stack.path}")
+    return list(stack.region_queues.items()), stack
 
 
-def make_targets(
-    p: argparse.ArgumentParser,
-    queues: Sequence[tuple[str, str]],
-    profile: str | None,
-    endpoint_url: str | None,
-) -> list[QueueTarget]:
-    """One client per region: moto (and AWS) pick the queue's region from the client."""
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
-    try:
-        session = stackfile.make_session(profile)
-    except BotoCoreError as exc:
-        p.error(f"--profile: {stackfile.one_line(exc)}")
-    kwargs = stackfile.client_kwargs(session, endpoint_url)
-    # a long poll must not hit the read timeout
-    kwargs["config"] = kwargs["config"].merge(Config(read_timeout=MAX_WAIT_SECONDS + 20))
+def make_targets(args: argparse.Namespace) -> list[QueueTarget]:
+    """One client per region: a queue's region is its client's (on a moto server the queue
+    URLs of different regions look alike)."""
+    queues, stack = resolve_queues(args)
+    if stack is None:
+        known = _stack_quietly()
+        for region, url in queues:  # local URLs do not say their region; the stack file does
+            check_queue_region(url, region, _flag_for(region), known)
+    session = make_session(args.profile)
+    default_endpoint = args.endpoint_url or (stack.endpoint_url if stack else None)
     return [
-        QueueTarget(region, url, session.client("sqs", region_name=region, **kwargs))
+        QueueTarget(
+            region,
+            url,
+            # a long poll must not hit the read timeout
+            sqs_client(
+                session,
+                region,
+                endpoint_for(url, default_endpoint),
+                read_timeout=MAX_WAIT_SECONDS + 20,
+            ),
+        )
         for region, url in queues
     ]
 
 
-def _log_message(stream: TextIO) -> Callable[[Received], None]:
+def _stack_quietly() -> LocalStack | None:
+    try:
+        return load_stack()
+    except StackFileError:
+        return None
+
+
+def _log_message(output: Output) -> Callable[[Received], None]:
     def log(m: Received) -> None:
         latency = m.forward_latency_ms
         extra = f" {latency:.0f} ms since forwarded" if latency is not None else ""
-        print(f"{m.region}: {m.request_id} priority={m.priority}{extra}", file=stream)
+        print(f"{m.region}: {m.request_id} priority={m.priority}{extra}", file=output.stderr)
 
     return log
+
+
+def _live_counts(consumer: Consumer) -> Callable[[], RenderableType]:
+    def render() -> RenderableType:
+        from rich.table import Table
+
+        counts = dict(consumer.counts)  # regions fixed from the start: safe to copy
+        total = sum(counts.values())
+        goal = f" of {consumer.max_messages}" if consumer.max_messages else ""
+        table = Table(title=f"Consuming: {total}{goal} messages", title_justify="left")
+        table.add_column("region")
+        table.add_column("messages", justify="right")
+        table.add_column("quota", justify="right")
+        for region, n in counts.items():
+            quota = consumer.quotas.get(region) if consumer.quotas is not None else None
+            table.add_row(region, str(n), "" if quota is None else str(quota))
+        return table
+
+    return render
 
 
 def main(
@@ -547,30 +263,75 @@ def main(
     p = build_parser(prog) if prog else build_parser()
     args = p.parse_args(argv)
     _check_flags(p, args)
+    output = Output(plain=args.plain)
+    try:
+        return _main(p, args, output, targets)
+    except KeyboardInterrupt:  # during start-up; once polling, the statistics are printed
+        output.error(INTERRUPTED)
+        return ExitCode.INTERRUPTED
+
+
+def _main(
+    p: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    output: Output,
+    targets: Sequence[QueueTarget] | None,
+) -> int:
     if targets is None:
-        queues, endpoint_url = resolve_queues(p, args)
-        targets = make_targets(p, queues, args.profile, endpoint_url)
+        try:
+            targets = make_targets(args)
+        except StackFileError as exc:
+            p.exit(ExitCode.USAGE, f"error: local stack file: {exc}\n")
+        except UsageError as exc:
+            p.error(str(exc))
+    backlog: dict[str, int | None] = {}
+    for target in targets:  # the depth read is also the start-up check of each queue
+        try:
+            depth = check_queue(target.client, target.queue_url, target.region)
+        except QueueUnusable as exc:
+            output.error(str(exc))
+            return ExitCode.USAGE
+        backlog[target.region] = depth.visible if depth is not None else None
+    quotas = _quotas(backlog, args.max_messages)
     consumer = Consumer(
         targets,
         max_messages=args.max_messages,
+        quotas=quotas,
         wait_seconds=args.wait_seconds,
         idle_timeout=args.idle_timeout,
         delete=not args.no_delete,
-        on_message=_log_message(sys.stderr) if args.verbose else None,
+        on_message=_log_message(output) if args.verbose else None,
     )
-    problem = consumer.preflight()
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    stats = consumer.run()
-    if args.json:
-        print(json.dumps(stats.as_dict(), indent=2))
-    else:
-        print(stats.render())
+    with output.live(_live_counts(consumer)):
+        stats = consumer.run()
+    stats.backlog = backlog
+    stats.sampled = quotas is not None
+    _print(output, args, stats)
+    if stats.stopped == INTERRUPTED:
+        output.error(INTERRUPTED)
+        return ExitCode.INTERRUPTED
     if stats.error:
-        print(f"error: {stats.error}", file=sys.stderr)
-        return 2
-    return 0
+        output.error(stats.error)
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def _quotas(backlog: dict[str, int | None], max_messages: int | None) -> dict[str, int] | None:
+    """Per-region quotas when --max-messages takes only part of a known backlog, else None
+    (everything waiting is taken anyway, so there is nothing to be fair about)."""
+    if max_messages is None or any(v is None for v in backlog.values()):
+        return None
+    known = {region: v or 0 for region, v in backlog.items()}
+    if sum(known.values()) <= max_messages:
+        return None
+    return proportional_quotas(known, max_messages)
+
+
+def _print(output: Output, args: argparse.Namespace, stats: Stats) -> None:
+    if args.json:
+        print(json.dumps(stats.as_dict(), indent=2), file=output.stdout)
+    else:
+        output.print(stats.render(), stats.to_rich() if output.rich_out else None)
 
 
 COMMAND = Command(summary="consume the region queues and print how requests were spread", main=main)
@@ -581,5 +342,5 @@ def run_as_script(prog: str) -> int:
     try:
         return main(prog=prog)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"error: {INTERRUPTED}", file=sys.stderr)
         return ExitCode.INTERRUPTED

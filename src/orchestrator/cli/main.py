@@ -2,6 +2,7 @@
 
     orchestrator send --queue-url URL --count 30     # the producer
     orchestrator consume                             # read the distribution back
+    orchestrator status REQUEST_ID                   # a request's record: status, result
     orchestrator demo                                # the whole pipeline on this machine
 
 Subcommands are the entry points of the ``orchestrator.commands`` group (see
@@ -61,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.USAGE
     try:
         return int(_load(commands[name]).main(rest))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # while a subcommand was loading, or one that does not catch it
+        print("error: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
 
 
