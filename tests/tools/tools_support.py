@@ -41,3 +41,28 @@ def write_stack_file(path: Path, endpoint: str, master_url: str, queues: dict[st
             }
         )
     )
+
+
+def request_record(request_id: str, status: str, **fields: Any) -> Any:
+    """A request record as the distributor and a worker would leave it."""
+    from orchestrator.core.record import RequestRecord, RequestStatus
+
+    values: dict[str, Any] = {
+        "message_id": f"msg-{request_id}",
+        "payload_hash": "0" * 64,
+        "region": "us-west-2",
+        "priority": "normal",
+        "model_name": "gpt-l-7b",
+        "forwarded_at": "2026-01-01T00:00:00.000Z",
+        "lease_expires_at": 1_767_225_700,
+        "expires_at": 1_769_817_600,
+        **fields,
+    }
+    return RequestRecord(request_id=request_id, status=RequestStatus(status), **values)
+
+
+def create_request_table(client: Any, name: str) -> None:
+    """The request table, with the key schema the template deploys."""
+    from support.template import ledger_table_definition
+
+    client.create_table(TableName=name, **ledger_table_definition())
