@@ -27,7 +27,7 @@ def test_defaults_match_the_published_names_and_values():
     assert settings.cache_ttl == 10.0
     assert settings.max_queue_depth_threshold == 5000
     assert settings.idempotency_ttl_days == 7
-    assert settings.routing_strategy == "expected-wait"
+    assert settings.routing_strategy == "smooth-capacity"
     assert settings.log_level == "INFO"
     assert settings.enable_tracing is False
     assert list(settings.region_queues) == ["us-east-1", "us-west-2"]

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.core.placement import Placement, parse_model_regions
+from orchestrator.core.routing import DEFAULT_STRATEGY, STRATEGY_NAMES
 
-ROUTING_STRATEGIES = ("expected-wait", "inverse-depth")
+ROUTING_STRATEGIES = STRATEGY_NAMES  # names and default live in orchestrator.core.routing
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -37,12 +38,15 @@ class Settings:
     cache_ttl: float = 10.0
     max_queue_depth_threshold: int = 5000
     idempotency_ttl_days: int = 7
-    routing_strategy: str = "expected-wait"
+    routing_strategy: str = DEFAULT_STRATEGY
     region_cooldown_seconds: float = 30.0
     log_level: str = "INFO"
     enable_tracing: bool = False
     placement: Placement = field(default_factory=Placement)
     """Which regions serve which model (`MODEL_REGIONS`; empty: every region, every model)."""
+    workers_table_name: str | None = None
+    """The workers' presence table (`WORKERS_TABLE_NAME`): routing reads live capacity from
+    it; unset, routing judges capacity from queue counts alone."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -63,8 +67,9 @@ class Settings:
                 _number(environ, "IDEMPOTENCY_TTL_DAYS", 7, minimum=1, integer=True)
             ),
             routing_strategy=_choice(
-                environ, "ROUTING_STRATEGY", "expected-wait", ROUTING_STRATEGIES
+                environ, "ROUTING_STRATEGY", DEFAULT_STRATEGY, ROUTING_STRATEGIES
             ),
+            workers_table_name=environ.get("WORKERS_TABLE_NAME", "").strip() or None,
             region_cooldown_seconds=_number(environ, "REGION_COOLDOWN_SECONDS", 30.0, minimum=0.0),
             log_level=_choice(environ, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             enable_tracing=_flag(environ, "ENABLE_TRACING"),

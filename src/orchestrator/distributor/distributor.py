@@ -39,7 +39,7 @@ from orchestrator.core.request import (
     parse_request,
     readable_request_id,
 )
-from orchestrator.core.routing import RegionLoad, assign_regions
+from orchestrator.core.routing import DEFAULT_STRATEGY, RegionLoad, Router
 from orchestrator.core.sqs import OutgoingMessage, SendFailure
 from orchestrator.core.timefmt import iso_utc
 from orchestrator.distributor.forwarder import Forwarder
@@ -74,7 +74,7 @@ class Distributor:
         dead_letters: DeadLetterQueue,
         health: RegionHealth,
         executor: Executor,
-        strategy: str = "expected-wait",
+        strategy: str = DEFAULT_STRATEGY,
         max_depth: int = 5000,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
@@ -88,6 +88,7 @@ class Distributor:
         self.strategy = strategy
         self.max_depth = max_depth
         self._rng = rng or random.Random()
+        self.router = Router(strategy, max_depth, self._rng)
         self._clock = clock
 
     # -- the batch ---------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class Distributor:
 
     def _route(self, leaders: list[_Valid], report: BatchReport) -> list[_Routed]:
         loads = self.depths.snapshot(self.health.is_available)
-        regions = assign_regions(self.strategy, loads, len(leaders), self._rng, self.max_depth)
+        regions = self.router.assign(loads, len(leaders))
         now = iso_utc(self._clock())
         routed = []
         for valid, region in zip(leaders, regions, strict=True):
@@ -280,7 +281,7 @@ class Distributor:
             load if load.region not in bad_regions else _unavailable(load)
             for load in self.depths.snapshot(self.health.is_available)
         ]
-        regions = assign_regions(self.strategy, loads, len(failed), self._rng, self.max_depth)
+        regions = self.router.assign(loads, len(failed))
         retry: dict[str, _Routed] = {}
         still_failed: list[_Routed] = []
         now = iso_utc(self._clock())

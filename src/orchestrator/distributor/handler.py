@@ -21,8 +21,9 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from orchestrator.core.aws import MAX_POOL_CONNECTIONS, dynamodb_client, sqs_clients
 from orchestrator.core.dead_letter import DeadLetterQueue
-from orchestrator.core.depth import DepthCache
+from orchestrator.core.depth import DepthCache, PresenceReader
 from orchestrator.core.health import RegionHealth
+from orchestrator.core.presence import live_capacity
 from orchestrator.distributor.config import Settings
 from orchestrator.distributor.distributor import Distributor
 from orchestrator.distributor.forwarder import Forwarder
@@ -119,7 +120,13 @@ def build_distributor(
             settings.idempotency_ttl_days,
             clock,
         ),
-        depths=DepthCache(settings.region_queues, sqs, settings.cache_ttl, executor),
+        depths=DepthCache(
+            settings.region_queues,
+            sqs,
+            settings.cache_ttl,
+            executor,
+            presence=_presence_reader(session, settings, clock),
+        ),
         forwarder=Forwarder(settings.region_queues, sqs, executor),
         dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, sqs[settings.primary_region]),
         health=health,
@@ -129,6 +136,22 @@ def build_distributor(
         clock=clock,
     )
     return App(distributor, settings, tracer, on_report)
+
+
+def _presence_reader(
+    session: Any, settings: Settings, clock: Callable[[], float]
+) -> PresenceReader | None:
+    """Live capacity per region from the workers' presence table, when one is configured."""
+    table = settings.workers_table_name
+    if table is None:
+        return None
+    client = dynamodb_client(session, settings.primary_region)
+    regions = sorted(settings.region_queues)
+
+    def read() -> dict[str, float]:
+        return {r: float(c) for r, c in live_capacity(client, table, regions, clock()).items()}
+
+    return read
 
 
 _app: App | None = None
