@@ -1,20 +1,22 @@
-"""`make local`: a long-running local stack for the producer, the consumer and the invoker.
+"""`orchestrator local` (`make local`): a long-running local stack for the producer, the
+consumer, the invoker and the AWS CLI.
 
 Starts moto with the templates' resources, runs the real distributor behind the local SQS
-poller (and, with ``--workers``, simulated GPU workers), writes `.local-stack.json`, prints
-the exports another terminal needs, then shows queue depths and forwarded counts per region
-every second (plain lines when stdout is not a terminal). Ctrl-C (SIGINT) or SIGTERM stops
-the pollers and the server and removes the stack file; a second signal exits at once.
+poller (and, with ``--workers``, simulated GPU workers), advertises the stack in the stack
+file, prints what another terminal needs (exports, `orchestrator` and `aws` commands), then
+shows queue depths and forwarded counts per region every second: a live table on a
+terminal, plain lines otherwise or with ``--plain``. Ctrl-C (SIGINT) or SIGTERM stops the
+pollers, the workers and the server and removes the stack file; a second signal exits at
+once. A second `orchestrator local` started while one runs gets its own stack file and log
+(named by its port), so the two never touch each other's.
 
-    python -m localrun.console [--workers [us-east-1=4,us-west-2=2,us-west-1=1]]
+    orchestrator local [--workers [us-east-1=4,us-west-2=2,us-west-1=1]] [--plain]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -24,170 +26,158 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from localrun.console_view import Snapshot, make_view
 from localrun.demo import DEFAULT_CAPACITIES, REPO_ROOT
-from localrun.depths import Depth, read_depth
+from localrun.depths import read_depths
 from localrun.distributor import DistributionTally, distributor_handler
 from localrun.function_log import function_output
+from localrun.hints import StackFiles, banner, stack_files
 from localrun.poller import SqsPoller
 from localrun.server import FAKE_CREDENTIALS
 from localrun.stack import RunningStack, event_source_config, running_stack
-from localrun.stackfile import claim_stack_file, release_stack_file, stack_file_path
+from localrun.stackfile import claim_stack_file, release_stack_file
+from localrun.templates import REGIONS
 from localrun.workers import GpuWorkers
-from orchestrator.core.command import Command
+from orchestrator.core.command import Command, ExitCode
+from orchestrator.core.errors import AWS_ERRORS, one_line
+from orchestrator.core.sqs import QueueDepth
+from orchestrator.core.stackfile import LocalStack, stack_file_path
 
 
 @dataclass(frozen=True)
 class ConsoleOptions:
-    stack_file: Path
-    log: Path
+    log: Path | None = None
+    """The distributor's output; None: chosen per stack (`hints.stack_files`)."""
+    reports: Path = REPO_ROOT / "reports"
     workers: Mapping[str, int] | None = None
     pollers: int = 5
     cache_ttl: float = 1.0
     refresh: float = 1.0
     gpu_seconds: float = 0.3
-    live: bool | None = None
-    """Redraw the table in place; None: when the console is a terminal."""
+    plain: bool = False
+    """Plain lines even on a terminal."""
 
 
-def exports(local: RunningStack) -> list[str]:
-    """Shell lines that point another terminal's tools at this stack."""
-    stack = local.stack
-    values = {
-        "AWS_ENDPOINT_URL": stack.endpoint_url,
-        **FAKE_CREDENTIALS,
-        "AWS_DEFAULT_REGION": stack.primary_region,
-        "MASTER_QUEUE_URL": stack.master_queue_url,
-        "DEAD_LETTER_QUEUE_URL": stack.dead_letter_queue_url,
-        "IDEMPOTENCY_TABLE_NAME": stack.table_name,
-        "REGION_QUEUES": json.dumps(dict(stack.region_queues)),
-    }
-    for region, url in stack.region_queues.items():
-        values[f"QUEUE_{region.upper().replace('-', '_')}"] = url
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
-
-
-class DepthTable:
-    """The live table, redrawn in place on a terminal; otherwise one plain line per change
-    (and one a minute while nothing changes)."""
-
-    HEARTBEAT_SECONDS = 60.0
-
-    def __init__(self, console: TextIO, live: bool) -> None:
-        self._console = console
-        self._live = live
-        self._drawn = 0
-        self._last_plain = ""
-        self._last_plain_at = 0.0
-
-    def show(self, lines: list[str], plain: str) -> None:
-        if self._live:
-            if self._drawn:
-                self._console.write(f"\x1b[{self._drawn}F\x1b[J")
-            self._console.write("\n".join(lines) + "\n")
-            self._drawn = len(lines)
-        else:
-            now = time.monotonic()
-            if plain != self._last_plain or now - self._last_plain_at > self.HEARTBEAT_SECONDS:
-                self._console.write(time.strftime("%H:%M:%S ") + plain + "\n")
-                self._last_plain, self._last_plain_at = plain, now
-        self._console.flush()
-
-
-def plain_line(
-    depths: Mapping[str, Depth],
-    forwarded: Mapping[str, int],
-    processed: Mapping[str, int] | None,
-    counts: str,
-) -> str:
-    """One line: ``name waiting+in flight`` per queue, then forwarded (and processed) counts."""
-    parts = []
-    for name, depth in depths.items():
-        part = f"{name} {depth.visible}+{depth.in_flight}"
-        if name in forwarded:
-            part += f" fwd {forwarded[name]}"
-            if processed is not None:
-                part += f" done {processed.get(name, 0)}"
-        parts.append(part)
-    return " | ".join([*parts, counts])
-
-
-def table_lines(
-    depths: Mapping[str, Depth],
-    forwarded: Mapping[str, int],
-    processed: Mapping[str, int] | None,
-    footer: str,
-) -> list[str]:
-    head = f"{'queue':<13}{'waiting':>8}{'in flight':>11}{'forwarded':>11}"
-    head += f"{'processed':>11}" if processed is not None else ""
-    lines = [head]
-    for name, depth in depths.items():
-        line = f"{name:<13}{depth.visible:>8}{depth.in_flight:>11}"
-        if name in forwarded:
-            line += f"{forwarded[name]:>11}"
-            if processed is not None:
-                line += f"{processed.get(name, 0):>11}"
-        lines.append(line)
-    lines.append(footer)
-    return lines
-
-
-def run_console(options: ConsoleOptions, console: TextIO, stop: threading.Event) -> int:
+def run_console(options: ConsoleOptions, stop: threading.Event) -> int:
+    """Serve until `stop` is set; the exit status."""
+    console = sys.stdout
     with running_stack() as local:
         stack = local.stack
-        document = stack.stack_file_document()
-        claimed = claim_stack_file(options.stack_file, document)
-        tally = DistributionTally()
-        environ = stack.distributor_environ(CACHE_TTL=f"{options.cache_ttl:g}")
-        handler = distributor_handler(environ, local.session, tally)
-        poller = SqsPoller(
-            local.sqs[stack.primary_region], event_source_config(stack, options.pollers), handler
-        ).start()
-        workers = None
-        if options.workers:
-            workers = GpuWorkers(
-                local.sqs, stack.region_queues, options.workers, gpu_seconds=options.gpu_seconds
-            ).start()
-        _print_banner(local, options, claimed, console)
-        queues: dict[str, tuple[Any, str]] = {
-            "master": (local.sqs[stack.primary_region], stack.master_queue_url),
-            **{r: (local.sqs[r], url) for r, url in stack.region_queues.items()},
-            "dead-letter": (local.sqs[stack.primary_region], stack.dead_letter_queue_url),
-        }
-        live = console.isatty() if options.live is None else options.live
-        table = DepthTable(console, live)
-        started = time.monotonic()
+        shared = stack.advertised(stack_file_path())
+        holds_shared = claim_stack_file(shared)
+        files = stack_files(
+            shared.path, holds_shared, stack.endpoint_url, options.reports, options.log
+        )
+        advertised = shared if holds_shared else stack.advertised(files.stack_file)
+        if not holds_shared:
+            claim_stack_file(advertised, force=True)  # this stack's own file, named by its port
         try:
-            while not stop.is_set():
-                try:
-                    depths = {n: read_depth(c, url) for n, (c, url) in queues.items()}
-                except Exception as exc:  # keep the stack up; show the problem
-                    console.write(f"depth read failed: {exc}\n")
-                    stop.wait(options.refresh)
-                    continue
-                dispositions, forwarded = tally.snapshot()
-                counts = _counts(poller, dispositions)
-                uptime = int(time.monotonic() - started)
-                footer = f"{counts} · up {uptime // 60:02d}:{uptime % 60:02d}"
-                per_region = {r: forwarded.get(r, 0) for r in stack.region_queues}
-                processed = dict(workers.processed_per_region()) if workers else None
-                table.show(
-                    table_lines(depths, per_region, processed, footer),
-                    plain_line(depths, per_region, processed, counts),
-                )
-                stop.wait(options.refresh)
+            with function_output(files.log) as console:
+                status = _serve(local, advertised, files, options, console, stop)
         finally:
-            console.write("stopping: pollers")
-            console.flush()
-            poller.stop()
-            if workers is not None:
-                console.write(", workers")
-                workers.stop()
-            if claimed:
-                release_stack_file(options.stack_file, document)
-            console.write(", server\n")
+            release_stack_file(advertised)
     console.write("local stack stopped\n")
     console.flush()
-    return 0
+    return status
+
+
+def _serve(
+    local: RunningStack,
+    advertised: LocalStack,
+    files: StackFiles,
+    options: ConsoleOptions,
+    console: TextIO,
+    stop: threading.Event,
+) -> int:
+    stack = local.stack
+    tally = DistributionTally()
+    environ = stack.distributor_environ(CACHE_TTL=f"{options.cache_ttl:g}")
+    handler = distributor_handler(environ, local.session, tally)
+    poller = SqsPoller(
+        local.sqs[stack.primary_region], event_source_config(stack, options.pollers), handler
+    ).start()
+    workers = None
+    if options.workers:
+        workers = GpuWorkers(
+            local.sqs, stack.region_queues, options.workers, gpu_seconds=options.gpu_seconds
+        ).start()
+    details = [
+        f"# distributor {stack.spec.function.name}: CACHE_TTL {options.cache_ttl:g} s, "
+        f"{poller.config.pollers} pollers"
+    ]
+    if options.workers:
+        details.append(
+            "# simulated GPU workers: " + ", ".join(f"{r} x{n}" for r, n in options.workers.items())
+        )
+    console.write("\n".join(banner(advertised, files, details)) + "\n")
+    console.flush()
+    queues: dict[str, tuple[Any, str]] = {
+        "master": (local.sqs[stack.primary_region], stack.master_queue_url),
+        **{r: (local.sqs[r], url) for r, url in stack.region_queues.items()},
+        "dead-letter": (local.sqs[stack.primary_region], stack.dead_letter_queue_url),
+    }
+    watch = _Watch(queues, poller, workers, tally, list(stack.region_queues))
+    try:
+        with make_view(console, options.plain) as view:
+            while not stop.is_set():
+                view.show(watch.snapshot())
+                stop.wait(options.refresh)
+    finally:
+        console.write("stopping: pollers")
+        console.flush()
+        poller.stop()
+        if workers is not None:
+            console.write(", workers")
+            workers.stop()
+        console.write(", server\n")
+        console.flush()
+    return ExitCode.FAILURES if watch.defect() else ExitCode.OK
+
+
+class _Watch:
+    """Reads what the table shows; keeps the last depths when a read fails."""
+
+    def __init__(
+        self,
+        queues: Mapping[str, tuple[Any, str]],
+        poller: SqsPoller,
+        workers: GpuWorkers | None,
+        tally: DistributionTally,
+        regions: list[str],
+    ) -> None:
+        self._queues = queues
+        self._poller = poller
+        self._workers = workers
+        self._tally = tally
+        self._regions = regions
+        self._depths: dict[str, QueueDepth] = {}
+        self._started = time.monotonic()
+
+    def defect(self) -> str | None:
+        for what, failure in (
+            ("pollers", self._poller.failure),
+            ("GPU workers", self._workers.failure if self._workers else None),
+        ):
+            if failure is not None:
+                return f"{what} stopped: {type(failure).__name__}: {failure} (traceback on stderr)"
+        return None
+
+    def snapshot(self) -> Snapshot:
+        problem = self.defect()
+        try:
+            self._depths = read_depths(self._queues)
+        except AWS_ERRORS as exc:  # keep the stack up; show the problem beside the last figures
+            problem = problem or f"depth read failed: {one_line(exc)}"
+        dispositions, forwarded = self._tally.snapshot()
+        uptime = int(time.monotonic() - self._started)
+        return Snapshot(
+            depths=self._depths,
+            forwarded={r: forwarded.get(r, 0) for r in self._regions},
+            processed=dict(self._workers.processed_per_region()) if self._workers else None,
+            counts=_counts(self._poller, dispositions),
+            uptime=uptime,
+            problem=problem,
+        )
 
 
 def _counts(poller: SqsPoller, dispositions: Mapping[str, int]) -> str:
@@ -200,67 +190,66 @@ def _counts(poller: SqsPoller, dispositions: Mapping[str, int]) -> str:
     )
 
 
-def _print_banner(
-    local: RunningStack, options: ConsoleOptions, claimed: bool, console: TextIO
-) -> None:
-    stack = local.stack
-    lines = ["# local stack running (moto); in another terminal:", *exports(local), ""]
-    if claimed:
-        lines.append(f"# stack file: {options.stack_file} (read by test-tools and make invoke)")
-    else:
-        lines.append(f"# {options.stack_file} belongs to another running stack: not written")
-    lines.append(f"# distributor logs: {options.log}")
-    if options.workers:
-        workers = ", ".join(f"{r} x{n}" for r, n in options.workers.items())
-        lines.append(f"# simulated GPU workers: {workers}")
-    lines += [
-        "# try: python test-tools/producer.py --count 30",
-        "#      make invoke EVENT=events/sqs-three-requests.json",
-        f"# Ctrl-C stops it. Distributor: {stack.spec.function.name}, CACHE_TTL "
-        f"{options.cache_ttl:g} s, {options.pollers} pollers",
-        "",
-    ]
-    console.write("\n".join(lines) + "\n")
-    console.flush()
-
-
 def parse_capacities(text: str) -> dict[str, int]:
+    """``us-east-1=4,us-west-2=2`` -> ``{"us-east-1": 4, "us-west-2": 2}``; the regions must
+    be the local stack's (`argparse.ArgumentTypeError` names the item that is not)."""
     capacities: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        region, _, count = item.partition("=")
-        capacities[region.strip()] = int(count)
+        region, _, count = (part.strip() for part in item.partition("="))
+        if region not in REGIONS:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: the local stack's regions are {', '.join(REGIONS)}"
+            )
+        if not count.isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: expected REGION=N with N a whole number")
+        capacities[region] = int(count)
     return capacities
 
 
 def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
     parser = argparse.ArgumentParser(
-        prog="orchestrator local", description=__doc__.split("\n\n")[0]
+        prog="orchestrator local",
+        description=__doc__.split("\n\n")[0],
+        epilog="example: orchestrator local --workers us-east-1=2,us-west-2=1 --plain",
     )
     default = ",".join(f"{r}={n}" for r, n in DEFAULT_CAPACITIES.items())
     parser.add_argument(
         "--workers",
         nargs="?",
-        const=default,
+        const=parse_capacities(default),
+        type=parse_capacities,
         metavar="REGION=N,...",
         help=f"also run simulated GPU workers (default {default})",
     )
     parser.add_argument("--pollers", type=int, default=5)
     parser.add_argument("--cache-ttl", type=float, default=1.0, help="CACHE_TTL (seconds)")
-    parser.add_argument("--plain", action="store_true", help="plain lines, no live table")
+    parser.add_argument(
+        "--plain", action="store_true", help="plain lines, no live table (also when piped)"
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=ConsoleOptions.reports,
+        metavar="DIR",
+        help="where the default log goes, and the stack file of a second local stack "
+        "(default: the repository's reports/)",
+    )
     parser.add_argument(
         "--log",
         type=Path,
-        default=REPO_ROOT / "reports" / "local-distributor.log",
-        help="where the distributor's own output goes",
+        help="where the distributor's own output goes (default DIR/local-distributor.log, or "
+        "DIR/local-distributor-PORT.log while another local stack runs)",
     )
     args = parser.parse_args(argv)
+    if args.pollers < 1:
+        parser.error("--pollers must be at least 1")
     return ConsoleOptions(
-        stack_file=stack_file_path(),
         log=args.log,
-        workers=parse_capacities(args.workers) if args.workers else None,
+        reports=args.reports,
+        workers=args.workers or None,
         pollers=args.pollers,
         cache_ttl=args.cache_ttl,
-        live=False if args.plain else None,
+        plain=args.plain,
     )
 
 
@@ -280,8 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     stop = threading.Event()
     install_signal_handlers(stop)
-    with function_output(options.log) as console:
-        return run_console(options, console, stop)
+    return run_console(options, stop)
 
 
 def _main_with_local_credentials(argv: Sequence[str]) -> int:

@@ -7,8 +7,8 @@ master queue, waits until everything is processed or dead-lettered, prints the d
 beside each region's capacity, the dead-letter reasons, latency percentiles and the audit,
 and writes an HTML report. Exit status 1 when the audit fails.
 
-    python -m localrun.demo [--count 300] [--duplicates 30] [--malformed 15] [--seed 7]
-                            [--report reports/demo.html]
+    orchestrator demo [--count 300] [--duplicates 30] [--malformed 15] [--seed 7]
+                      [--report reports/demo.html]
 """
 
 from __future__ import annotations
@@ -22,19 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from localrun.depths import Depth, DepthSampler, read_depth
+from localrun.depths import DepthSampler, read_depths
 from localrun.distributor import DistributionTally, distributor_handler
 from localrun.function_log import function_output
 from localrun.poller import SqsPoller
 from localrun.report import write_report
-from localrun.resources import receive_all
 from localrun.server import FAKE_CREDENTIALS
 from localrun.stack import RunningStack, event_source_config, running_stack
-from localrun.stackfile import claim_stack_file, release_stack_file, stack_file_path
+from localrun.stackfile import claim_stack_file, release_stack_file
 from localrun.summary import (
     DEAD_LETTERS,
     MASTER,
-    DeadLetter,
     DemoResult,
     audit,
     dead_letter_reasons,
@@ -44,7 +42,10 @@ from localrun.summary import (
 )
 from localrun.traffic import plan_traffic, send_traffic
 from localrun.workers import GpuWorkers
-from orchestrator.core.command import Command
+from orchestrator.core.command import Command, ExitCode
+from orchestrator.core.dead_letter import DeadLetter
+from orchestrator.core.sqs import QueueDepth, read_depth, receive_all
+from orchestrator.core.stackfile import stack_file_path
 
 DEFAULT_CAPACITIES = {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +89,8 @@ def _drain_dead_letters(client: Any, url: str) -> list[DeadLetter]:
     return list(found.values())
 
 
-def _final_depths(local: RunningStack) -> dict[str, Depth]:
-    depths = {name: read_depth(c, url) for name, (c, url) in _region_queues(local).items()}
+def _final_depths(local: RunningStack) -> dict[str, QueueDepth]:
+    depths = read_depths(_region_queues(local))
     for region, url in local.stack.region_dead_letter_queues.items():
         depths[f"{region} DLQ"] = read_depth(local.sqs[region], url)
     return depths
@@ -116,10 +117,8 @@ def run_demo(options: DemoOptions, console: TextIO) -> DemoResult:
     expected = {m.request_id for m in plan if m.kind == "valid"}
     with running_stack(name_suffix=options.name_suffix, regions=list(options.capacities)) as local:
         stack = local.stack
-        document = stack.stack_file_document()
-        advertised = options.stack_file is not None and claim_stack_file(
-            options.stack_file, document
-        )
+        advertised = stack.advertised(options.stack_file) if options.stack_file else None
+        claimed = advertised is not None and claim_stack_file(advertised)
         environ = stack.distributor_environ(CACHE_TTL=f"{options.cache_ttl:g}")
         tally = DistributionTally()
         handler = distributor_handler(environ, local.session, tally)
@@ -161,8 +160,8 @@ def run_demo(options: DemoOptions, console: TextIO) -> DemoResult:
             poller.stop()
             workers.stop()
             sampler.stop()
-            if advertised and options.stack_file is not None:
-                release_stack_file(options.stack_file, document)
+            if claimed and advertised is not None:
+                release_stack_file(advertised)
         primary = local.sqs[stack.primary_region]
         result = DemoResult(
             settings={
@@ -194,6 +193,15 @@ def run_demo(options: DemoOptions, console: TextIO) -> DemoResult:
             cold_starts=handler.cold_starts,
             send_seconds=send_seconds,
             done_seconds=done_seconds,
+            thread_failures=[
+                f"{what}: {type(failure).__name__}: {failure}"
+                for what, failure in (
+                    ("pollers", poller.failure),
+                    ("GPU workers", workers.failure),
+                    ("depth sampler", sampler.failure),
+                )
+                if failure is not None
+            ],
         )
     result.total_seconds = time.monotonic() - began
     result.checks = audit(result)
@@ -214,7 +222,7 @@ def _wait(
     quiet_since: float | None = None
     while True:
         now = time.monotonic()
-        depths = {name: read_depth(client, url) for name, (client, url) in queues.items()}
+        depths = read_depths(queues)
         processed = workers.processed_request_ids()
         busy_queues = sum(d.total for name, d in depths.items() if name != DEAD_LETTERS)
         dead = depths[DEAD_LETTERS].visible
@@ -230,6 +238,8 @@ def _wait(
         )
         if expected <= processed and busy_queues == 0 and dead >= options.malformed:
             return now - sending
+        if poller.failure is not None or workers.failure is not None:
+            return None  # nothing more will move; the summary names the defect
         if busy_queues == 0 and poller.busy == 0:
             quiet_since = quiet_since or now
             if now - quiet_since > QUIET_SECONDS:
@@ -293,6 +303,8 @@ def format_summary(result: DemoResult, report: Path | None, log: Path | None) ->
     add("Exactly-once audit")
     for check in result.checks:
         add(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+    for failure in result.thread_failures:
+        add(f"  FAIL  a background thread stopped on a defect ({failure}); see stderr")
     add("")
     if report is not None:
         add(f"Report: {report}")
@@ -340,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_demo(options, console)
         report = write_report(result, options.report)
         print(format_summary(result, _shown(report), _shown(log_path)), file=console, flush=True)
-    return 0 if result.passed else 1
+    return ExitCode.OK if result.passed else ExitCode.FAILURES
 
 
 def _shown(path: Path) -> Path:

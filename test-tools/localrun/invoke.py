@@ -1,46 +1,69 @@
-"""`make invoke EVENT=events/x.json`: run the real distributor once on an SQS event file, the
-way `sam local invoke -e` does, against the local stack.
+"""`orchestrator invoke -e events/x.json` (`make invoke EVENT=...`): run the real distributor
+once on an SQS event file, the way `sam local invoke -e` does, against the local stack.
 
-Uses the stack `.local-stack.json` describes when its endpoint answers (`make local` in another
-terminal), otherwise starts a throwaway one. Prints the handler's response and where each
+Uses the stack the stack file describes when its endpoint answers (`orchestrator local` in
+another terminal), otherwise a throwaway one. Prints the handler's response and where each
 record went: the region queue it was forwarded to, the dead-letter queue with its error_code,
-dropped as a duplicate, or failed (returned to the master queue). The outcomes come from the
-distributor's own batch report; on a throwaway stack they are also checked against the queues.
-The function's own output (logs, metrics) goes to stderr.
+dropped as a duplicate, or failed. A failed record is in the response's batchItemFailures:
+behind a real SQS event source it would stay in the master queue and SQS would deliver it
+again; the invoker invokes once and says so. The outcomes come from the distributor's own
+batch report; on a throwaway stack they are also checked against the queues. The function's
+own output (logs, metrics) goes to stderr.
 
-    python -m localrun.invoke -e events/sqs-three-requests.json
+Records keep the message ids of the file. To the distributor, the same messageId again is SQS
+delivering the same message again, not a client's retry: within the claim lease of an earlier
+invocation it is reported as failed (IN_PROGRESS), after it it is forwarded again.
+``--new-message-ids`` gives every record a fresh id, as a client sending the same requests
+again would get: those show up as duplicates.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from localrun.distributor import build_handler
+from localrun.event_file import EventFileError, load_event
+from localrun.invoke_report import format_result, record_key
 from localrun.lambda_runtime import LambdaContext
-from localrun.resources import LocalStack, receive_all
-from localrun.server import FAKE_CREDENTIALS, LocalSession
+from localrun.resources import StackResources
+from localrun.server import FAKE_CREDENTIALS, LocalSession, endpoint_is_up
 from localrun.stack import running_stack
-from localrun.stackfile import live_stack_document, stack_file_path
 from localrun.templates import load_stack_spec
-from orchestrator.core.command import Command
+from orchestrator.core.attributes import RoutingAttributes
+from orchestrator.core.command import Command, ExitCode
+from orchestrator.core.dead_letter import DeadLetter
+from orchestrator.core.errors import AWS_ERRORS
+from orchestrator.core.record import RequestRecord
+from orchestrator.core.sqs import receive_all
+from orchestrator.core.stackfile import StackFileError, load_stack, stack_file_path
+
+EPILOG = """\
+exit status: 0 every record settled (forwarded, duplicate or dead-lettered);
+1 records were reported in batchItemFailures (SQS would deliver them again), or the
+invocation itself failed (the whole batch would be retried); 2 the event file or the stack
+file cannot be used.
+
+example: orchestrator invoke -e events/sqs-three-requests.json
+"""
 
 
 @dataclass(frozen=True)
 class Target:
-    stack: LocalStack
+    stack: StackResources
     session: LocalSession
     throwaway: bool
+    note: str = ""
+    """Why this target, when it is not the obvious one."""
 
 
 @dataclass(frozen=True)
@@ -53,28 +76,49 @@ class InvokeResult:
     """Distributor outcomes by message id."""
     seen: Mapping[str, str]
     """Where each message id was found by reading the queues (throwaway stacks only)."""
-    throwaway: bool
-    endpoint_url: str
+    target: Target
+    lease_seconds: float
+    """The claim lease this invocation took: the context's remaining time plus a margin."""
+    leases: Mapping[str, int] = field(default_factory=dict)
+    """Claim lease expiry (epoch seconds) by request id, for records failed IN_PROGRESS."""
+
+    @property
+    def failed(self) -> bool:
+        """The invocation failed, or some record is to be delivered again."""
+        if self.error:
+            return True
+        return any(o.disposition.value == "failed" for o in self.outcomes.values())
 
 
-def load_event(path: Path) -> dict[str, Any]:
-    event = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
-        raise ValueError(f"{path}: not an SQS event (no Records list)")
-    return event
+def running_target(stack_file: Path) -> tuple[Target | None, str]:
+    """The stack the stack file describes, if its endpoint answers; else None and why not
+    (empty when there is no stack file). `StackFileError` or `ValueError` when the file exists
+    but cannot be used: that is reported, never silently replaced by a throwaway stack."""
+    live = load_stack(stack_file)
+    if live is None:
+        return None, ""
+    if not endpoint_is_up(live.endpoint_url):
+        return None, f"{stack_file} names {live.endpoint_url}, which does not answer"
+    stack = StackResources.from_local_stack(
+        live, load_stack_spec(primary_region=live.primary_region)
+    )
+    return Target(stack, LocalSession(stack.endpoint_url, stack.primary_region), False), ""
 
 
 @contextlib.contextmanager
-def target_stack(stack_file: Path, *, throwaway: bool = False) -> Iterator[Target]:
-    """The running local stack, or a throwaway one for the duration of the block."""
-    document = None if throwaway else live_stack_document(stack_file)
-    if document is not None:
-        spec = load_stack_spec(primary_region=document.get("primary_region") or "us-east-1")
-        stack = LocalStack.from_stack_file_document(document, spec)
-        yield Target(stack, LocalSession(stack.endpoint_url, stack.primary_region), False)
+def target_stack(running: Target | None, note: str = "") -> Iterator[Target]:
+    """`running`, or a throwaway stack for the duration of the block."""
+    if running is not None:
+        yield running
         return
     with running_stack(name_suffix=f"-invoke-{uuid.uuid4().hex[:8]}") as local:
-        yield Target(local.stack, local.session, True)
+        yield Target(local.stack, local.session, True, note)
+
+
+def with_new_message_ids(event: Mapping[str, Any]) -> dict[str, Any]:
+    """`event` with a fresh messageId on every record (a client's retry, not a redelivery)."""
+    records = [{**record, "messageId": str(uuid.uuid4())} for record in event["Records"]]
+    return {**event, "Records": records}
 
 
 def invoke(event: dict[str, Any], target: Target, function_output: TextIO) -> InvokeResult:
@@ -90,105 +134,110 @@ def invoke(event: dict[str, Any], target: Target, function_output: TextIO) -> In
     started = time.perf_counter()
     response: Any = None
     error: str | None = None
+    lease_seconds = float(function.timeout)
     with contextlib.redirect_stdout(function_output):
         try:
             handler = build_handler(stack.distributor_environ(), target.session, reports.append)
+            from orchestrator.distributor.handler import LEASE_MARGIN_SECONDS
+
+            lease_seconds = function.timeout + LEASE_MARGIN_SECONDS
             response = handler(event, context)
-        except Exception:
+        except Exception:  # the function's error, whatever it is: Lambda's boundary
             error = traceback.format_exc()
     duration_ms = (time.perf_counter() - started) * 1000
     outcomes = {mid: o for report in reports for mid, o in report.outcomes.items()}
-    seen = _read_queues(target, event) if target.throwaway else {}
+    waiting = {
+        o.request_id
+        for o in outcomes.values()
+        if o.disposition.value == "failed" and o.reason == "IN_PROGRESS" and o.request_id
+    }
     return InvokeResult(
-        response,
-        error,
-        duration_ms,
-        context.aws_request_id,
-        outcomes,
-        seen,
-        target.throwaway,
-        stack.endpoint_url,
+        response=response,
+        error=error,
+        duration_ms=duration_ms,
+        request_id=context.aws_request_id,
+        outcomes=outcomes,
+        seen=_read_queues(target, event) if target.throwaway else {},
+        target=target,
+        lease_seconds=lease_seconds,
+        leases=_leases(target, waiting),
     )
 
 
 def _read_queues(target: Target, event: Mapping[str, Any]) -> dict[str, str]:
-    """Where each of the event's message ids sits now, by `origin_message_id`."""
+    """Where each of the event's records sits now, by the message id it was forwarded or
+    dead-lettered under (its `origin_message_id`)."""
     stack = target.stack
-    wanted = {r.get("messageId") for r in event["Records"]}
-    queues = {region: (region, url) for region, url in stack.region_queues.items()}
-    queues["dead-letter queue"] = (stack.primary_region, stack.dead_letter_queue_url)
+    wanted = {record_key(record, index) for index, record in enumerate(event["Records"])}
     seen: dict[str, str] = {}
-    for name, (region, url) in queues.items():
+    for region, url in stack.region_queues.items():
         client = target.session.client("sqs", region_name=region)
         for message in receive_all(client, url, visibility_timeout=30):
-            attributes = message.get("MessageAttributes") or {}
-            origin = (attributes.get("origin_message_id") or {}).get("StringValue")
-            if isinstance(origin, str) and origin in wanted:
-                code = (attributes.get("error_code") or {}).get("StringValue")
-                seen[origin] = f"{name} ({code})" if code else name
+            routing = RoutingAttributes.from_message(message)
+            if routing is not None and routing.origin_message_id in wanted:
+                seen[routing.origin_message_id] = region
+    client = target.session.client("sqs", region_name=stack.primary_region)
+    for message in receive_all(client, stack.dead_letter_queue_url, visibility_timeout=30):
+        letter = DeadLetter.from_message(message)
+        if letter.origin_message_id in wanted:
+            seen[letter.origin_message_id] = f"dead-letter queue ({letter.error_code})"
     return seen
 
 
-def describe(outcome: Any) -> str:
-    if outcome is None:
-        return "no outcome reported"
-    kind = outcome.disposition.value
-    if kind == "forwarded":
-        return f"{outcome.region} queue (attempt {outcome.attempt})"
-    if kind == "dead_lettered":
-        return f"dead-letter queue: {outcome.reason} - {outcome.detail or ''}".rstrip(" -")
-    if kind == "duplicate":
-        return "duplicate: already claimed, not forwarded"
-    return f"FAILED, back to the master queue: {outcome.reason or ''} {outcome.detail or ''}"
-
-
-def format_result(event: Mapping[str, Any], source: str, result: InvokeResult) -> str:
-    where = "a throwaway local stack" if result.throwaway else "the running local stack"
-    lines = [
-        f"Invoked the distributor with {source} ({len(event['Records'])} records) "
-        f"on {where} at {result.endpoint_url}",
-        f"Duration {result.duration_ms:.1f} ms, request id {result.request_id}",
-    ]
-    if result.error:
-        lines += ["", "The invocation failed (Lambda would retry the whole batch):", result.error]
-        return "\n".join(lines)
-    lines += ["", "Response:", json.dumps(result.response, indent=2), "", "Where each record went:"]
-    for record in event["Records"]:
-        message_id = record.get("messageId", "")
-        outcome = result.outcomes.get(message_id)
-        request_id = getattr(outcome, "request_id", None) or "-"
-        line = f"  {message_id:<38} {request_id[:40]:<41} {describe(outcome)}"
-        if (
-            result.throwaway
-            and outcome is not None
-            and outcome.disposition.value
-            in (
-                "forwarded",
-                "dead_lettered",
-            )
-        ):
-            line += f"  [in queue: {result.seen.get(message_id, 'NOT FOUND')}]"
-        lines.append(line)
-    return "\n".join(lines)
+def _leases(target: Target, request_ids: set[str]) -> dict[str, int]:
+    """When each request id's claim lease ends, from the ledger (what can be read of it)."""
+    if not request_ids:
+        return {}
+    stack = target.stack
+    client = target.session.client("dynamodb", region_name=stack.primary_region)
+    leases: dict[str, int] = {}
+    for request_id in sorted(request_ids):
+        try:
+            item = client.get_item(
+                TableName=stack.table_name, Key={"request_id": {"S": request_id}}
+            ).get("Item")
+        except AWS_ERRORS:
+            continue  # the note then gives the lease's length instead of its end
+        if item:
+            leases[request_id] = RequestRecord.from_item(item).lease_expires_at
+    return leases
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="orchestrator invoke", description=__doc__.split("\n\n")[0]
+        prog="orchestrator invoke",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-e", "--event", type=Path, required=True, help="SQS event JSON file")
     parser.add_argument("--throwaway", action="store_true", help="ignore a running local stack")
+    parser.add_argument(
+        "--new-message-ids",
+        action="store_true",
+        help="give every record a fresh messageId, as a client's retry would have: a second "
+        "invocation then shows the requests as duplicates",
+    )
     args = parser.parse_args(argv)
     out = out or sys.stdout
     try:
         event = load_event(args.event)
-    except (OSError, ValueError) as exc:
+    except EventFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with target_stack(stack_file_path(), throwaway=args.throwaway) as target:
+        return ExitCode.USAGE
+    if args.new_message_ids:
+        event = with_new_message_ids(event)
+    running, note = None, ""
+    if not args.throwaway:
+        try:
+            running, note = running_target(stack_file_path())
+        except (StackFileError, ValueError) as exc:
+            print(f"error: {exc} (or pass --throwaway)", file=sys.stderr)
+            return ExitCode.USAGE
+    with target_stack(running, note) as target:
         result = invoke(event, target, sys.stderr)
     print(format_result(event, str(args.event), result), file=out)
-    return 1 if result.error else 0
+    return ExitCode.FAILURES if result.failed else ExitCode.OK
 
 
 def _main_with_local_credentials(argv: Sequence[str]) -> int:

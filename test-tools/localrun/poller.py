@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from localrun.lambda_runtime import Handler, LambdaContext, sqs_record
+from orchestrator.core.errors import AWS_ERRORS
+from orchestrator.core.loop import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -128,30 +130,26 @@ class SqsPoller:
         self.handler = handler
         self._clock = clock
         self._on_invocation = on_invocation
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._invocations: list[Invocation] = []
         self._busy = 0
+        # A failed receive (the endpoint going away, throttling) is retried after a pause.
+        self._loop = BackgroundLoop(
+            self._poll,
+            name="poller",
+            threads=config.pollers,
+            error_backoff=ERROR_BACKOFF_SECONDS,
+            clock=clock,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SqsPoller:
-        self._stopping.clear()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), name=f"poller-{i}", daemon=True)
-            for i in range(self.config.pollers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop polling; a running invocation finishes, a batch being gathered is handed back."""
-        self._stopping.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(deadline - time.monotonic(), 0.0))
-        self._threads = []
+        self._loop.stop(timeout)
 
     def __enter__(self) -> SqsPoller:
         return self.start()
@@ -171,21 +169,21 @@ class SqsPoller:
         with self._lock:
             return self._busy
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The defect (in the poller, not the handler) that stopped polling, if one did."""
+        return self._loop.failure
+
     # -- one poller --------------------------------------------------------------------------
-    def _run(self, index: int) -> None:
-        while not self._stopping.is_set():
-            try:
-                batch = self._gather()
-            except Exception as exc:  # the endpoint going away, throttling: back off, retry
-                logger.warning("poller %d: receive failed: %s", index, exc)
-                self._stopping.wait(ERROR_BACKOFF_SECONDS)
-                continue
-            if not batch:
-                continue
-            if self._stopping.is_set():
-                self._hand_back(batch)
-                break
-            self._invoke(index, batch)
+    def _poll(self, index: int) -> None:
+        """One step of poller `index`: gather a batch, invoke the handler with it."""
+        batch = self._gather()
+        if not batch:
+            return
+        if self._loop.stopping:
+            self._hand_back(batch)
+            return
+        self._invoke(index, batch)
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         response = self.client.receive_message(
@@ -202,7 +200,7 @@ class SqsPoller:
         batch: list[dict[str, Any]] = []
         payload = 0
         window_ends: float | None = None
-        while len(batch) < config.batch_size and not self._stopping.is_set():
+        while len(batch) < config.batch_size and not self._loop.stopping:
             if window_ends is None:
                 wait = config.long_poll_seconds
             else:
@@ -221,16 +219,15 @@ class SqsPoller:
                     window_ends = self._clock() + config.batching_window
             elif window_ends is None:
                 if wait == 0:
-                    self._stopping.wait(SHORT_POLL_PAUSE)
+                    self._loop.wait(SHORT_POLL_PAUSE)
                 break  # an empty poll: nothing to gather
             elif wait == 0:
-                self._stopping.wait(min(0.05, max(window_ends - self._clock(), 0.0)))
+                self._loop.wait(min(0.05, max(window_ends - self._clock(), 0.0)))
         return batch
 
     def _invoke(self, index: int, batch: list[dict[str, Any]]) -> None:
         config = self.config
         records = [sqs_record(m, config.queue_arn, config.region) for m in batch]
-        ids = tuple(r["messageId"] for r in records)
         context = LambdaContext(
             config.function_name,
             timeout=config.function_timeout,
@@ -240,13 +237,33 @@ class SqsPoller:
         )
         with self._lock:
             self._busy += 1
+        invocation: Invocation | None = None
+        try:
+            invocation = self._run_handler(index, batch, records, context)
+        finally:
+            with self._lock:  # one step, so that "not busy" implies "recorded"
+                self._busy -= 1
+                if invocation is not None:
+                    self._invocations.append(invocation)
+        if self._on_invocation is not None:
+            self._on_invocation(invocation)
+
+    def _run_handler(
+        self,
+        index: int,
+        batch: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        context: LambdaContext,
+    ) -> Invocation:
+        config = self.config
+        ids = tuple(r["messageId"] for r in records)
         started = self._clock()
         response: Any = None
         error: str | None = None
         try:
             response = self.handler({"Records": records}, context)
             json.dumps(response)  # Lambda serialises the response; an unserialisable one errors
-        except Exception as exc:
+        except Exception as exc:  # the function's error, whatever it is: Lambda's boundary
             error = f"{type(exc).__name__}: {exc}"
             logger.warning("invocation %s failed: %s", context.aws_request_id, error)
         ended = self._clock()
@@ -261,8 +278,7 @@ class SqsPoller:
         if error is not None:
             failed = frozenset(ids)
         done = [m for m in batch if m["MessageId"] not in failed]
-        deleted = self._delete(done)
-        invocation = Invocation(
+        return Invocation(
             poller=index,
             request_id=context.aws_request_id,
             message_ids=ids,
@@ -270,14 +286,9 @@ class SqsPoller:
             ended=ended,
             failed=failed,
             error=error,
-            deleted=deleted,
+            deleted=self._delete(done),
             response=response,
         )
-        with self._lock:
-            self._busy -= 1
-            self._invocations.append(invocation)
-        if self._on_invocation is not None:
-            self._on_invocation(invocation)
 
     def _delete(self, messages: list[dict[str, Any]]) -> int:
         deleted = 0
@@ -291,7 +302,7 @@ class SqsPoller:
                         for i, m in enumerate(chunk)
                     ],
                 )
-            except Exception as exc:
+            except AWS_ERRORS as exc:  # the records come back after their visibility timeout
                 logger.warning("delete of %d messages failed: %s", len(chunk), exc)
                 continue
             deleted += len(response.get("Successful") or [])
@@ -311,5 +322,5 @@ class SqsPoller:
                         for i, m in enumerate(chunk)
                     ],
                 )
-            except Exception as exc:
+            except AWS_ERRORS as exc:  # they come back after their visibility timeout anyway
                 logger.warning("could not hand back %d messages: %s", len(chunk), exc)

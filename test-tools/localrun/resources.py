@@ -2,9 +2,10 @@
 
 `create_stack(sqs_clients, dynamodb, spec)` makes the master queue and its dead-letter queue,
 the idempotency table (key schema, TTL) and one inference queue (+ dead-letter queue) per
-region, each with the attributes and redrive policy the templates give it. The result, a
-`LocalStack`, knows the URLs and produces the distributor's environment and the
-`.local-stack.json` document (docs/contracts.md).
+region, each with the attributes and redrive policy the templates give it. The result,
+`StackResources`, knows the URLs and ARNs and produces the distributor's environment; what
+other processes are told about it is an `orchestrator.core.stackfile.LocalStack`
+(`advertised`), the one description of a local stack, written by `localrun.stackfile`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from localrun.cfn import ACCOUNT_ID
 from localrun.templates import QueueSpec, StackSpec, TableSpec
+from orchestrator.core.stackfile import LocalStack
 
 
 @dataclass(frozen=True)
-class LocalStack:
+class StackResources:
+    """The resources a local stack is made of, with the template specs they came from."""
+
     endpoint_url: str
     primary_region: str
     master_queue_url: str
@@ -49,48 +54,38 @@ class LocalStack:
         environ.update(overrides)
         return environ
 
-    def stack_file_document(self) -> dict[str, Any]:
-        """The `.local-stack.json` content (format fixed in docs/contracts.md)."""
-        return {
-            "endpoint_url": self.endpoint_url,
-            "primary_region": self.primary_region,
-            "master_queue_url": self.master_queue_url,
-            "dead_letter_queue_url": self.dead_letter_queue_url,
-            "table_name": self.table_name,
-            "region_queues": dict(self.region_queues),
-        }
-
-    @classmethod
-    def from_stack_file_document(cls, document: Mapping[str, Any], spec: StackSpec) -> LocalStack:
-        """A stack another process created, from its `.local-stack.json` document."""
-        primary = str(document.get("primary_region") or spec.primary_region)
-        master = str(document["master_queue_url"])
-        return cls(
-            endpoint_url=str(document["endpoint_url"]),
-            primary_region=primary,
-            master_queue_url=master,
-            master_queue_arn=queue_arn(primary, master.rsplit("/", 1)[-1]),
-            dead_letter_queue_url=str(document["dead_letter_queue_url"]),
-            table_name=str(document["table_name"]),
-            region_queues=dict(document["region_queues"]),
-            spec=spec,
+    def advertised(self, path: Path) -> LocalStack:
+        """This stack as the stack file at `path` describes it to other processes."""
+        return LocalStack(
+            path=path,
+            endpoint_url=self.endpoint_url,
+            primary_region=self.primary_region,
+            master_queue_url=self.master_queue_url,
+            dead_letter_queue_url=self.dead_letter_queue_url,
+            table_name=self.table_name,
+            region_queues=dict(self.region_queues),
         )
 
-
-def receive_all(client: Any, url: str, visibility_timeout: int) -> list[dict[str, Any]]:
-    """Every message now in the queue, with attributes, hidden (not deleted) for a while."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        batch = client.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
-            VisibilityTimeout=visibility_timeout,
-            MessageAttributeNames=["All"],
-        ).get("Messages")
-        if not batch:
-            return messages
-        messages.extend(batch)
+    @classmethod
+    def from_local_stack(cls, stack: LocalStack, spec: StackSpec) -> StackResources:
+        """A stack another process created, from its stack file. `ValueError` when the file
+        lacks what the distributor needs (the dead-letter queue or the table)."""
+        if not stack.dead_letter_queue_url or not stack.table_name:
+            raise ValueError(
+                f"{stack.path}: the distributor needs 'dead_letter_queue_url' and 'table_name'"
+            )
+        return cls(
+            endpoint_url=stack.endpoint_url,
+            primary_region=stack.primary_region,
+            master_queue_url=stack.master_queue_url,
+            master_queue_arn=queue_arn(
+                stack.primary_region, stack.master_queue_url.rsplit("/", 1)[-1]
+            ),
+            dead_letter_queue_url=stack.dead_letter_queue_url,
+            table_name=stack.table_name,
+            region_queues=dict(stack.region_queues),
+            spec=spec,
+        )
 
 
 def queue_arn(region: str, name: str) -> str:
@@ -104,7 +99,7 @@ def create_stack(
     *,
     endpoint_url: str,
     name_suffix: str = "",
-) -> LocalStack:
+) -> StackResources:
     """Create every resource of `spec`; `sqs` holds one client per region of the spec (and the
     primary region), `dynamodb` is a client in the primary region. `name_suffix` is appended to
     every name, so that several stacks can share one moto server."""
@@ -127,7 +122,7 @@ def create_stack(
             sqs[region], queue, name_suffix, {dlq.logical_id: dlq_arn}
         )
     table_name = _create_table(dynamodb, spec.table, name_suffix)
-    return LocalStack(
+    return StackResources(
         endpoint_url=endpoint_url,
         primary_region=primary,
         master_queue_url=master_url,

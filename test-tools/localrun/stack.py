@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from localrun.poller import EventSourceConfig
-from localrun.resources import LocalStack, create_stack
+from localrun.resources import StackResources, create_stack
 from localrun.server import LocalServer, LocalSession
 from localrun.templates import PRIMARY_REGION, REGIONS, load_stack_spec
 
@@ -23,7 +23,7 @@ INITIAL_POLLERS = 5
 
 @dataclass(frozen=True)
 class RunningStack:
-    stack: LocalStack
+    stack: StackResources
     session: LocalSession
     sqs: Mapping[str, Any]
     """One SQS client per region."""
@@ -56,7 +56,7 @@ def running_stack(
         server.stop()
 
 
-def event_source_config(stack: LocalStack, pollers: int | None = None) -> EventSourceConfig:
+def event_source_config(stack: StackResources, pollers: int | None = None) -> EventSourceConfig:
     """The master queue's event source mapping as the template declares it."""
     function = stack.spec.function
     cap = function.maximum_concurrency or INITIAL_POLLERS

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from localrun.depths import Depth, DepthSample
+from localrun.depths import DepthSample
 from localrun.traffic import SentMessage
 from localrun.workers import Completion
+from orchestrator.core.dead_letter import DeadLetter
+from orchestrator.core.sqs import QueueDepth
+from orchestrator.core.stats import percentile
 
 MASTER = "master"
 DEAD_LETTERS = "dead-letter"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    message_id: str
-    origin_message_id: str | None
-    error_code: str | None
-    error_message: str | None
-    request_id: str | None
-    body: str
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> DeadLetter:
-        attributes = {
-            key: value.get("StringValue")
-            for key, value in (message.get("MessageAttributes") or {}).items()
-        }
-        return cls(
-            message_id=message["MessageId"],
-            origin_message_id=attributes.get("origin_message_id"),
-            error_code=attributes.get("error_code"),
-            error_message=attributes.get("error_message"),
-            request_id=attributes.get("request_id"),
-            body=message["Body"],
-        )
 
 
 @dataclass(frozen=True)
@@ -67,7 +44,7 @@ class DemoResult:
     completions: Sequence[Completion]
     dead_letters: Sequence[DeadLetter]
     samples: Sequence[DepthSample]
-    final_depths: Mapping[str, Depth]
+    final_depths: Mapping[str, QueueDepth]
     """Every queue at the end: region names, their ``<region> DLQ``, MASTER, DEAD_LETTERS."""
     dispositions: Counter[str] = field(default_factory=Counter)
     """The distributor's own count of record outcomes."""
@@ -80,20 +57,16 @@ class DemoResult:
     """From the first send until everything was processed; None if the run timed out."""
     total_seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
+    thread_failures: list[str] = field(default_factory=list)
+    """Defects that stopped a background loop (pollers, workers, sampler): the run failed."""
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(check.passed for check in self.checks)
+        checks_pass = bool(self.checks) and all(check.passed for check in self.checks)
+        return checks_pass and not self.thread_failures
 
     def sent_of_kind(self, kind: str) -> list[SentMessage]:
         return [s for s in self.sent if s.planned.kind == kind]
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of `values` (non-empty)."""
-    ordered = sorted(values)
-    rank = max(math.ceil(pct / 100 * len(ordered)), 1)
-    return ordered[rank - 1]
 
 
 def latencies(result: DemoResult) -> dict[str | None, float]:
@@ -185,7 +158,11 @@ def audit(result: DemoResult) -> list[Check]:
     ]
     valid_ids = {s.message_id for s in result.sent if s.planned.kind != "malformed"}
     valid_dead = [d for d in result.dead_letters if d.origin_message_id in valid_ids]
-    unexplained = [d for d in result.dead_letters if d.origin_message_id not in dead_by_origin]
+    unexplained = [
+        d
+        for d in result.dead_letters
+        if d.origin_message_id not in malformed and d.origin_message_id not in valid_ids
+    ]
     leftovers = {
         name: depth.total
         for name, depth in result.final_depths.items()
@@ -218,7 +195,7 @@ def audit(result: DemoResult) -> list[Check]:
         Check(
             "no valid request or stray message in the dead-letter queue",
             not valid_dead and not unexplained and dead_extra <= 0,
-            f"{len(valid_dead)} valid, {len(unexplained)} without origin"
+            f"{len(valid_dead)} valid, {len(unexplained)} of unknown origin"
             if valid_dead or unexplained
             else "ok",
         ),

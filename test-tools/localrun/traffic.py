@@ -1,5 +1,9 @@
 """The demo's traffic: valid requests, client retries (duplicates) and malformed messages,
-planned from a seed and sent to the master queue at a steady rate."""
+planned from a seed and sent to the master queue at a steady rate.
+
+The malformed messages are the catalogue's (`orchestrator.cli.malformed`), in its traffic
+order, so the demo, `orchestrator send --malformed` and the tests exercise the same cases.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.core.request import ErrorCode
+from orchestrator.cli.malformed import malformed_body
+from orchestrator.core.timefmt import iso_utc
 
 MODELS = ("llama-3-8b-instruct", "mistral-7b", "sdxl-turbo", "whisper-large-v3")
 PRIORITIES = ("normal", "normal", "high", "low")
@@ -44,45 +48,13 @@ def _valid_document(request_id: str, seq: int, rng: random.Random) -> dict[str, 
         "model_name": rng.choice(MODELS),
         "input_data_url": f"s3://demo-inference-inputs/requests/{request_id}.json",
         "priority": rng.choice(PRIORITIES),
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "timestamp": iso_utc(),
         "metadata": {"source": "localrun.demo", "seq": seq},
     }
 
 
 def _compact(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
-
-
-def _malformed_catalogue(run_id: str) -> list[tuple[str, str, ErrorCode]]:
-    """(label, body, expected error_code): one of each thing a client gets wrong."""
-    base = {
-        "request_id": f"{run_id}-bad",
-        "model_name": "mistral-7b",
-        "input_data_url": "s3://demo-inference-inputs/requests/bad.json",
-    }
-
-    def variant(**changes: Any) -> str:
-        document = {**base, **changes}
-        return _compact({k: v for k, v in document.items() if v is not None})
-
-    return [
-        ("truncated JSON", f'{{"request_id": "{run_id}", "model_name": ', ErrorCode.INVALID_JSON),
-        ("a JSON list", '["not", "a", "request"]', ErrorCode.NOT_AN_OBJECT),
-        ("no request_id", variant(request_id=None), ErrorCode.MISSING_FIELD),
-        ("ftp:// input URL", variant(input_data_url="ftp://files/x.bin"), ErrorCode.INVALID_FIELD),
-        ("unknown priority", variant(priority="urgent"), ErrorCode.INVALID_FIELD),
-        ("no model_name", variant(model_name=None), ErrorCode.MISSING_FIELD),
-        ("request_id with spaces", variant(request_id="bad id!"), ErrorCode.INVALID_FIELD),
-        (
-            "duplicate JSON key",
-            '{"request_id":"a","request_id":"b","model_name":"m","input_data_url":"s3://bkt/k"}',
-            ErrorCode.INVALID_JSON,
-        ),
-        ("callback not an SNS ARN", variant(callback_sns_topic="out"), ErrorCode.INVALID_FIELD),
-        ("NaN in metadata", variant()[:-1] + ',"metadata":{"score":NaN}}', ErrorCode.INVALID_JSON),
-        ("metadata is a list", variant(metadata=[1, 2]), ErrorCode.INVALID_FIELD),
-        ("plain text", "please run my model", ErrorCode.INVALID_JSON),
-    ]
 
 
 def plan_traffic(
@@ -105,13 +77,14 @@ def plan_traffic(
         seq = rng.randrange(valid)
         document = dict(documents[seq])
         if rng.random() < 0.5:  # a client retry carries a new send time: still the same request
-            document["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+            document["timestamp"] = iso_utc()
         retry = PlannedMessage(_compact(document), "duplicate", document["request_id"])
         keyed.append((seq + rng.uniform(0.5, 40.0), retry))
-    catalogue = _malformed_catalogue(run_id)
     for index in range(malformed):
-        label, body, code = catalogue[index % len(catalogue)]
-        bad = PlannedMessage(body, "malformed", expected_error=code.value, label=label)
+        case, body = malformed_body(index, f"{run_id}-bad-{index:03d}")
+        bad = PlannedMessage(
+            body, "malformed", expected_error=case.error_code.value, label=case.kind
+        )
         keyed.append((rng.uniform(0, valid), bad))
     keyed.sort(key=lambda item: item[0])
     return [message for _, message in keyed]

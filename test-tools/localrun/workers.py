@@ -7,15 +7,19 @@ A busy worker holds exactly one message in flight, which is what the distributor
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from orchestrator.core.attributes import RoutingAttributes
+from orchestrator.core.errors import AWS_ERRORS
+from orchestrator.core.loop import BackgroundLoop
+from orchestrator.core.request import readable_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ class Completion:
     worker: str
     message_id: str
     origin_message_id: str | None
-    attempt: str | None
+    attempt: int | None
     receive_count: int
     received_at: float
     completed_at: float
@@ -57,30 +61,34 @@ class GpuWorkers:
         self._jitter = jitter
         self._seed = seed
         self._long_poll = long_poll_seconds
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._completions: list[Completion] = []
+        # One loop per region, one thread per GPU; a failed receive is retried after a pause.
+        self._loops = [
+            BackgroundLoop(
+                self._worker_step(region), name=f"{region}/gpu", threads=count, error_backoff=0.5
+            )
+            for region, count in self.capacities.items()
+            if count > 0
+        ]
 
     def start(self) -> GpuWorkers:
-        self._stopping.clear()
-        for region, count in self.capacities.items():
-            for index in range(count):
-                name = f"{region}/gpu-{index}"
-                thread = threading.Thread(
-                    target=self._run, args=(region, name), name=name, daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+        for loop in self._loops:
+            loop.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work; a request being processed is finished first."""
-        self._stopping.set()
+        for loop in self._loops:
+            loop.request_stop()  # every region stops taking work at once
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(deadline - time.monotonic(), 0.0))
-        self._threads = []
+        for loop in self._loops:
+            loop.stop(max(deadline - time.monotonic(), 0.0))
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The defect that stopped a region's workers, if one did."""
+        return next((loop.failure for loop in self._loops if loop.failure), None)
 
     def __enter__(self) -> GpuWorkers:
         return self.start()
@@ -101,25 +109,25 @@ class GpuWorkers:
         with self._lock:
             return {c.request_id for c in self._completions if c.request_id}
 
-    def _run(self, region: str, name: str) -> None:
+    def _worker_step(self, region: str) -> Callable[[int], None]:
         client = self._clients[region]
         url = self._queue_urls[region]
-        rng = random.Random(f"{self._seed}/{name}")
-        while not self._stopping.is_set():
-            try:
-                response = client.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=1,
-                    WaitTimeSeconds=self._long_poll,
-                    MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                )
-            except Exception as exc:
-                logger.warning("%s: receive failed: %s", name, exc)
-                self._stopping.wait(0.5)
-                continue
+        rngs: dict[int, random.Random] = {}
+
+        def step(index: int) -> None:
+            name = f"{region}/gpu-{index}"
+            rng = rngs.setdefault(index, random.Random(f"{self._seed}/{name}"))
+            response = client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=self._long_poll,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
             for message in response.get("Messages") or []:
                 self._process(client, url, region, name, message, rng)
+
+        return step
 
     def _process(
         self,
@@ -133,17 +141,15 @@ class GpuWorkers:
         received = time.time()
         spread = self._gpu_seconds * self._jitter
         time.sleep(max(self._gpu_seconds + rng.uniform(-spread, spread), 0.0))
-        attributes = {
-            key: value.get("StringValue")
-            for key, value in (message.get("MessageAttributes") or {}).items()
-        }
+        routing = RoutingAttributes.from_message(message)
         completion = Completion(
-            request_id=attributes.get("request_id") or _request_id(message["Body"]),
+            # A message the distributor did not forward has no routing attributes.
+            request_id=routing.request_id if routing else readable_request_id(message["Body"]),
             region=region,
             worker=name,
             message_id=message["MessageId"],
-            origin_message_id=attributes.get("origin_message_id"),
-            attempt=attributes.get("attempt"),
+            origin_message_id=routing.origin_message_id if routing else None,
+            attempt=routing.attempt if routing else None,
             receive_count=int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 1)),
             received_at=received,
             completed_at=time.time(),
@@ -152,14 +158,5 @@ class GpuWorkers:
             self._completions.append(completion)
         try:
             client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        except Exception as exc:  # it will come back and be processed again: the audit sees it
+        except AWS_ERRORS as exc:  # it will come back and be processed again: the audit sees it
             logger.warning("%s: delete failed: %s", name, exc)
-
-
-def _request_id(body: str) -> str | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    value = document.get("request_id") if isinstance(document, dict) else None
-    return value if isinstance(value, str) else None

@@ -1,18 +1,24 @@
 """Fixtures for the local stack's tests: one moto server per test module, small uniquely
-named queues per test (moto's state is shared by every server in the process)."""
+named queues per test (moto's state is shared by every server in the process), and the demo
+command run once per session."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localrun.server import LocalServer, LocalSession
+from orchestrator.core.sqs import read_depth
 
 
 @dataclass(frozen=True)
@@ -32,14 +38,8 @@ def _wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: f
 
 
 def _depth(sqs: Any, url: str) -> tuple[int, int]:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
+    depth = read_depth(sqs, url)
+    return depth.visible, depth.in_flight
 
 
 @pytest.fixture
@@ -91,3 +91,37 @@ def make_queue(sqs: Any) -> Callable[..., Queue]:
         return Queue(url, arn, dead_letter_url)
 
     return make
+
+
+def _orchestrator_command() -> list[str]:
+    script = Path(sys.executable).with_name("orchestrator")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator.cli"]
+
+
+@pytest.fixture(scope="session")
+def orchestrator_command() -> list[str]:
+    """The `orchestrator` command as `make` runs it (the virtualenv's console script)."""
+    return _orchestrator_command()
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    report: Path
+    stack_file: Path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`orchestrator demo` with a small count, as a real process, once for the whole session."""
+    folder = tmp_path_factory.mktemp("demo")
+    stack_file = folder / "stack.json"
+    report = folder / "report" / "demo.html"
+    command = [*_orchestrator_command(), "demo", "--count", "40", "--duplicates", "6"]
+    command += ["--malformed", "6", "--seed", "3", "--gpu-ms", "100", "--rate", "100"]
+    command += ["--timeout", "60", "--report", str(report)]
+    env = {**os.environ, "ORCHESTRATOR_STACK_FILE": str(stack_file)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
+    return DemoRun(done.returncode, done.stdout, done.stderr, report, stack_file)

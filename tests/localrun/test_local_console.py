@@ -1,59 +1,204 @@
-"""`make local`: a long-running stack that advertises itself, distributes, and stops cleanly
-on SIGINT (run as a real process, as a developer runs it)."""
+"""`orchestrator local` (`make local`): what it tells another terminal, its table, and the
+stack as a real process: it advertises itself, distributes, answers the AWS CLI commands it
+prints, leaves a second stack's files alone, and stops cleanly on SIGINT."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
-from localrun.console import parse_capacities, plain_line
-from localrun.depths import Depth
+from localrun.console import parse_args, parse_capacities
+from localrun.console_view import LiveView, PlainView, Snapshot, make_view, plain_line, render_table
+from localrun.hints import aws_cli_commands, banner, exports, stack_files, tool_commands
 from localrun.server import LocalSession
+from orchestrator.core.sqs import QueueDepth
+from orchestrator.core.stackfile import LocalStack
 
-ROOT = Path(__file__).resolve().parents[2]
-SRC = os.pathsep.join([str(ROOT / "src"), str(ROOT / "test-tools")])
+STACK = LocalStack(
+    path=Path("/repo/.local-stack.json"),
+    endpoint_url="http://127.0.0.1:4566",
+    primary_region="us-east-1",
+    master_queue_url="http://127.0.0.1:4566/123456789012/master",
+    dead_letter_queue_url="http://127.0.0.1:4566/123456789012/master-dlq",
+    table_name="ledger",
+    region_queues={
+        "us-east-1": "http://127.0.0.1:4566/123456789012/q-east-1",
+        "us-west-2": "http://127.0.0.1:4566/123456789012/q-west-2",
+    },
+)
 
 
-def test_plain_line_and_capacities() -> None:
-    depths = {"master": Depth(1, 2), "us-east-1": Depth(3, 4)}
+def snapshot(**changes: Any) -> Snapshot:
+    values: dict[str, Any] = {
+        "depths": {
+            "master": QueueDepth(1, 2),
+            "us-east-1": QueueDepth(3, 4),
+            "dead-letter": QueueDepth(0, 0),
+        },
+        "forwarded": {"us-east-1": 7},
+        "processed": {"us-east-1": 5},
+        "counts": "invocations 2 (0 failed)",
+        "uptime": 75,
+    }
+    values.update(changes)
+    return Snapshot(**values)
+
+
+# -- what another terminal is told ------------------------------------------------------------
+
+
+def test_the_first_stack_uses_the_shared_files_and_a_second_gets_its_own(tmp_path: Path) -> None:
+    shared = tmp_path / ".local-stack.json"
+    reports = tmp_path / "reports"
+    first = stack_files(shared, True, "http://127.0.0.1:4566", reports, None)
+    assert (first.stack_file, first.log, first.shared) == (
+        shared,
+        reports / "local-distributor.log",
+        True,
+    )
+    second = stack_files(shared, False, "http://127.0.0.1:5000", reports, None)
+    assert second.stack_file == reports / "local-stack-5000.json"
+    assert second.log == reports / "local-distributor-5000.log"  # the first one's is left alone
+    assert stack_files(shared, False, "http://h:1", reports, tmp_path / "x.log").log == (
+        tmp_path / "x.log"
+    )
+    # The second stack's hints drive the second stack, not the one holding the shared file.
+    assert tool_commands(second)[0] == (
+        f"ORCHESTRATOR_STACK_FILE={second.stack_file} orchestrator send --count 30"
+    )
+    assert tool_commands(first)[0] == "orchestrator send --count 30"
+
+
+def test_exports_name_the_stack_file_and_every_queue() -> None:
+    lines = exports(STACK)
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:4566" in lines
+    assert "export AWS_ACCESS_KEY_ID=testing" in lines
+    assert "export ORCHESTRATOR_STACK_FILE=/repo/.local-stack.json" in lines
+    assert f"export QUEUE_US_WEST_2={STACK.region_queues['us-west-2']}" in lines
+    region_queues = next(line for line in lines if line.startswith("export REGION_QUEUES="))
+    assert json.loads(shlex.split(region_queues.split("=", 1)[1])[0]) == STACK.region_queues
+
+
+def test_aws_cli_commands_carry_the_endpoint_and_each_queues_own_region() -> None:
+    send, *depths = aws_cli_commands(STACK)
+    assert send.startswith("aws --endpoint-url http://127.0.0.1:4566 --region us-east-1 sqs ")
+    assert f"send-message --queue-url {STACK.master_queue_url}" in send
+    body = shlex.split(send)[-1]
+    assert json.loads(body)["request_id"]  # a valid request, quoted for the shell
+    for (region, url), command in zip(STACK.region_queues.items(), depths, strict=True):
+        assert command.startswith(f"aws --endpoint-url http://127.0.0.1:4566 --region {region} ")
+        assert f"get-queue-attributes --queue-url {url}" in command
+    text = "\n".join(banner(STACK, stack_files(STACK.path, True, "", Path("r"), None), []))
+    assert "v1 ignores AWS_ENDPOINT_URL" in text and "--region" in text
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def test_plain_lines_and_capacities() -> None:
+    depths = {"master": QueueDepth(1, 2), "us-east-1": QueueDepth(3, 4)}
     line = plain_line(depths, {"us-east-1": 7}, {"us-east-1": 5}, "invocations 2")
     assert line == "master 1+2 | us-east-1 3+4 fwd 7 done 5 | invocations 2"
     assert parse_capacities("us-east-1=4, us-west-2=2") == {"us-east-1": 4, "us-west-2": 2}
+    for bad in ("mars-central-9=1", "us-east-1=many", "us-east-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_capacities(bad)
+
+
+def test_a_bad_workers_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--workers", "us-east-1=x"])
+    assert exit_.value.code == 2
+    assert "whole number" in capsys.readouterr().err
+
+
+def test_plain_view_prints_a_line_only_when_something_changed() -> None:
+    out = io.StringIO()
+    now = [0.0]
+    view = PlainView(out, clock=lambda: now[0])
+    view.show(snapshot())
+    view.show(snapshot(uptime=76))  # the uptime alone is not a change
+    view.show(snapshot(forwarded={"us-east-1": 8}))
+    now[0] = 120.0
+    view.show(snapshot(forwarded={"us-east-1": 8}))  # a heartbeat after a quiet minute
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert "us-east-1 3+4 fwd 8 done 5" in lines[1]
+    view.show(snapshot(problem="pollers stopped: TypeError: x"))
+    assert out.getvalue().splitlines()[-1].endswith("| pollers stopped: TypeError: x")
+
+
+def test_the_live_table_shows_every_queue_and_the_footer() -> None:
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(
+        render_table(snapshot(problem="depth read failed: gone"))
+    )
+    text = out.getvalue()
+    assert text.split()[:5] == ["queue", "waiting", "in", "flight", "forwarded"]
+    assert any(line.split() == ["us-east-1", "3", "4", "7", "5"] for line in text.splitlines())
+    assert "invocations 2 (0 failed) · up 01:15" in text
+    assert "depth read failed: gone" in text
+
+
+def test_a_live_table_on_a_terminal_plain_lines_otherwise() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(make_view(Terminal(), plain=False), LiveView)
+    assert isinstance(make_view(Terminal(), plain=True), PlainView)
+    assert isinstance(make_view(io.StringIO(), plain=False), PlainView)
+
+
+# -- as a real process ------------------------------------------------------------------------
+
+
+def start_local(command: list[str], tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "ORCHESTRATOR_STACK_FILE": str(tmp_path / "stack.json")}
+    command = [*command, "local", "--plain", "--reports", str(tmp_path), *extra]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def read_banner(stream: IO[str]) -> list[str]:
+    lines: list[str] = []
+    while not lines or lines[-1] != "# Ctrl-C stops it.":
+        line = stream.readline()
+        if not line:
+            raise AssertionError("the process ended before its banner:\n" + "".join(lines))
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def aws_command(banner_lines: list[str], verb: str) -> list[str]:
+    line = next(line.strip() for line in banner_lines if f" sqs {verb} " in line)
+    return shlex.split(line)
 
 
 @pytest.mark.slow
-def test_local_stack_serves_until_sigint(tmp_path: Path, wait_until: Any, depth: Any) -> None:
+def test_local_stack_serves_until_sigint(
+    tmp_path: Path, wait_until: Any, depth: Any, orchestrator_command: list[str]
+) -> None:
     stack_file = tmp_path / "stack.json"
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_STACK_FILE": str(stack_file),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "localrun.console",
-            "--plain",
-            "--workers",
-            "us-east-1=1,us-west-2=1,us-west-1=1",
-            "--log",
-            str(tmp_path / "distributor.log"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    workers = ("--workers", "us-east-1=1,us-west-2=1,us-west-1=1")
+    first = start_local(orchestrator_command, tmp_path, *workers)
+    second = None
     try:
-        assert wait_until(stack_file.exists, timeout=20), "no stack file"
+        assert first.stdout is not None
+        lines = read_banner(first.stdout)
         document = json.loads(stack_file.read_text())
         session = LocalSession(document["endpoint_url"])
         queues = [(session.client("sqs", region_name="us-east-1"), document["master_queue_url"])]
@@ -61,18 +206,43 @@ def test_local_stack_serves_until_sigint(tmp_path: Path, wait_until: Any, depth:
             (session.client("sqs", region_name=region), url)
             for region, url in document["region_queues"].items()
         ]
-        body = {"request_id": "local-1", "model_name": "m", "input_data_url": "s3://bkt/k"}
-        queues[0][0].send_message(QueueUrl=queues[0][1], MessageBody=json.dumps(body))
+        send = aws_command(lines, "send-message")
+        if shutil.which("aws"):  # the printed command, with the AWS CLI installed here
+            subprocess.run(send, check=True, capture_output=True, timeout=60)
+        else:
+            body = send[send.index("--message-body") + 1]
+            queues[0][0].send_message(QueueUrl=queues[0][1], MessageBody=body)
         # Forwarded before it leaves the master queue, deleted by a worker once done: the
         # request is somewhere in these queues until it has been processed.
         assert wait_until(lambda: sum(sum(depth(c, url)) for c, url in queues) == 0, timeout=15)
-        time.sleep(1.5)  # one more table refresh
+        if shutil.which("aws"):  # a region queue answers in its own region
+            read = aws_command(lines, "get-queue-attributes")
+            done = subprocess.run(read, check=True, capture_output=True, text=True, timeout=60)
+            assert json.loads(done.stdout)["Attributes"]["ApproximateNumberOfMessages"] == "0"
+        log = tmp_path / "local-distributor.log"
+        assert wait_until(lambda: "batch distributed" in log.read_text())
+        written = log.read_text()
+
+        second = start_local(orchestrator_command, tmp_path)  # while the first one runs
+        assert second.stdout is not None
+        second_lines = read_banner(second.stdout)
+        second.send_signal(signal.SIGINT)
+        second_output = "\n".join(second_lines) + second.communicate(timeout=20)[0]
     finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=20)
-    assert process.returncode == 0, output
+        for process in (p for p in (second, first) if p is not None and p.poll() is None):
+            process.send_signal(signal.SIGINT)
+        output, _ = first.communicate(timeout=20)
+    output = "\n".join(lines) + output
+    assert first.returncode == 0, output
     assert f"export AWS_ENDPOINT_URL={document['endpoint_url']}" in output
     assert "export AWS_ACCESS_KEY_ID=testing" in output
     assert "fwd 1 done 1" in output
     assert "local stack stopped" in output
     assert not stack_file.exists()
+    # The second stack wrote its own files, pointed its hints at them, and left the first's.
+    assert second.returncode == 0, second_output
+    assert "another local stack holds the default stack file" in second_output
+    assert "ORCHESTRATOR_STACK_FILE=" in second_output and "local-stack-" in second_output
+    assert log.read_text().startswith(written)
+    assert list(tmp_path.glob("local-distributor-*.log"))
+    assert not list(tmp_path.glob("local-stack-*.json"))  # removed when it stopped

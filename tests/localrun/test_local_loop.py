@@ -157,3 +157,15 @@ def test_bad_settings_are_refused() -> None:
         BackgroundLoop(lambda _: None, name="t", threads=0)
     with pytest.raises(ValueError, match="negative"):
         BackgroundLoop(lambda _: None, name="t", interval=-1)
+
+
+def test_request_stop_lets_several_loops_stop_together() -> None:
+    loops = [BackgroundLoop(lambda _: time.sleep(0.2), name=f"l{i}") for i in range(3)]
+    for loop in loops:
+        loop.start()
+    time.sleep(0.05)
+    began = time.monotonic()
+    for loop in loops:
+        loop.request_stop()
+    assert all(loop.stop(timeout=2) for loop in loops)
+    assert time.monotonic() - began < 0.5  # in parallel, not 3 x 0.2 s one after another

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from localrun.resources import StackResources
 from localrun.stack import RunningStack, event_source_config, running_stack
-from localrun.stackfile import (
-    claim_stack_file,
-    live_stack_document,
-    read_stack_file,
-    release_stack_file,
-)
+from localrun.stackfile import claim_stack_file, live_stack, release_stack_file
+from localrun.templates import load_stack_spec
+from orchestrator.core.stackfile import load_stack
 from orchestrator.distributor.config import Settings
 
 
@@ -81,8 +80,9 @@ def test_stack_file_is_claimed_once_and_released_by_its_owner(
     local: RunningStack, tmp_path: Path
 ) -> None:
     path = tmp_path / ".local-stack.json"
-    document = local.stack.stack_file_document()
-    assert set(document) == {
+    mine = local.stack.advertised(path)
+    assert claim_stack_file(mine)
+    assert set(json.loads(path.read_text())) == {
         "endpoint_url",
         "primary_region",
         "master_queue_url",
@@ -90,14 +90,26 @@ def test_stack_file_is_claimed_once_and_released_by_its_owner(
         "table_name",
         "region_queues",
     }
-    assert claim_stack_file(path, document)
-    assert live_stack_document(path) == document
-    other = {**document, "endpoint_url": "http://127.0.0.1:1"}
-    assert not claim_stack_file(path, other)  # a live stack holds it
-    release_stack_file(path, other)  # not the owner: left alone
-    assert read_stack_file(path) == document
-    release_stack_file(path, document)
+    assert load_stack(path) == mine  # what the tools read is what was written
+    assert live_stack(path) == mine
+    other = replace(mine, endpoint_url="http://127.0.0.1:1")
+    assert not claim_stack_file(other)  # a live stack holds it
+    release_stack_file(other)  # not the owner: left alone
+    assert load_stack(path) == mine
+    release_stack_file(mine)
     assert not path.exists()
-    path.write_text(json.dumps(other))  # a stale file from a killed process
-    assert live_stack_document(path) is None
-    assert claim_stack_file(path, document)
+    assert claim_stack_file(other)  # a stale file from a killed process ...
+    assert live_stack(path) is None
+    assert claim_stack_file(mine)  # ... is taken over
+    path.write_text("{not json")
+    assert live_stack(path) is None  # unusable: not a live stack, and may be overwritten
+    assert claim_stack_file(mine)
+
+
+def test_a_stack_read_back_from_its_file_is_the_same_stack(local: RunningStack) -> None:
+    advertised = local.stack.advertised(Path("stack.json"))
+    again = StackResources.from_local_stack(advertised, load_stack_spec())
+    assert again.distributor_environ() == local.stack.distributor_environ()
+    assert again.master_queue_arn == local.stack.master_queue_arn
+    with pytest.raises(ValueError, match="table_name"):
+        StackResources.from_local_stack(replace(advertised, table_name=None), load_stack_spec())

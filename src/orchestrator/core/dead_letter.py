@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,28 @@ class DeadLetter:
         if message.size <= MAX_BATCH_BYTES:
             return message
         return _truncated(message)
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> DeadLetter:
+        """A message received from a dead-letter queue (``MessageAttributes`` requested).
+
+        A message SQS itself moved there (its redrive policy, after ``maxReceiveCount``
+        receives) carries no attributes: it keeps its message id, which is then its
+        `origin_message_id`, and its `error_code` and `error_message` are empty.
+        """
+        raw = message.get("MessageAttributes") or {}
+
+        def text(name: str) -> str:
+            value = (raw.get(name) or {}).get("StringValue")
+            return value if isinstance(value, str) else ""
+
+        return cls(
+            origin_message_id=text("origin_message_id") or str(message.get("MessageId") or ""),
+            body=str(message.get("Body") or ""),
+            error_code=text("error_code"),
+            error_message=text("error_message"),
+            request_id=text("request_id") or None,
+        )
 
 
 def _truncated(message: OutgoingMessage) -> OutgoingMessage:

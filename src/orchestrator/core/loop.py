@@ -85,6 +85,11 @@ class BackgroundLoop:
             thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask every thread to stop after its current step, without waiting for them (to stop
+        several loops at once, then `stop()` each)."""
+        self._stopping.set()
+
     def stop(self, timeout: float | None = 30.0) -> bool:
         """Ask every thread to stop after its current step; join them within `timeout`
         seconds in total (None: as long as it takes). True when all have ended."""
