@@ -1,0 +1,308 @@
+"""Moving one stranded region's waiting messages to healthy regions, ten at a time.
+
+For each batch, in this order (docs/rescue.md explains why nothing is lost or run twice):
+
+1. **receive** up to 10 messages with their attributes, hidden for the visibility timeout
+   (only once a target exists: every receive counts towards the queue's redrive limit);
+2. **choose** a region for each (`TargetPicker`: the routing strategy, healthy regions only);
+3. **send** the copies: same body, routing attributes with ``attempt`` + 1 and a new
+   ``forwarded_at``, the client's attributes carried (`orchestrator.core.attributes`);
+4. **update** each request record's region, on condition that it is still FORWARDED;
+5. **delete** the originals whose copy is in and whose record was updated or refused
+   (refused: a worker has the request, so the copy is harmless; or there is no record).
+
+Messages that found no target or whose send failed are handed back (visibility 0) when the
+region's loop ends, so that no message is received twice in one run.
+An original whose record could not be written (the table failing, not refusing) stays
+hidden until its visibility timeout and comes back: a copy already exists, and the worker's
+claim lets only one of them run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.core.attributes import (
+    MessageAttribute,
+    RoutingAttributes,
+    carry_client_attributes,
+    client_attributes,
+)
+from orchestrator.core.errors import AWS_ERRORS, one_line
+from orchestrator.core.sqs import MAX_BATCH_ENTRIES, OutgoingMessage, chunks, send_chunk
+from orchestrator.core.stranding import StrandReason
+from orchestrator.core.timefmt import iso_utc
+from orchestrator.rescue.records import RecordsUnavailableError, RecordUpdate, RequestRecords
+from orchestrator.rescue.targets import Budget, TargetPicker
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+logger = logging.getLogger(__name__)
+
+TIME_MARGIN_SECONDS = 15.0
+"""No batch starts with less time left than this: one batch's calls at their time-outs."""
+RECEIVE_WAIT_SECONDS = 1
+"""A short long-poll: asks every SQS server, so an almost empty queue still answers."""
+
+
+class StopReason(StrEnum):
+    EMPTY = "empty"
+    BUDGET = "budget"
+    DEADLINE = "deadline"
+    NO_TARGET = "no-target"
+    RECEIVE_FAILED = "receive-failed"
+    RECORDS_FAILED = "records-failed"
+
+
+@dataclass(slots=True)
+class RegionOutcome:
+    """What happened to one stranded region's messages in one run."""
+
+    region: str
+    reason: StrandReason
+    moved: Counter[str] = field(default_factory=Counter)
+    """Target region -> copies sent whose original was deleted."""
+    superseded: int = 0
+    """Copies sent while a worker had the request: original deleted, copy harmless."""
+    unrecorded: int = 0
+    """Moved without a record to update (no routing attributes, or no record)."""
+    handed_back: int = 0
+    """No target or the send failed: made visible again in the source queue."""
+    left_hidden: int = 0
+    """Copy sent, record not writable: the original returns after the visibility timeout."""
+    not_deleted: int = 0
+    """Original whose delete failed: it returns; its copy's claim makes it harmless."""
+    stopped: StopReason = StopReason.EMPTY
+
+    @property
+    def moved_total(self) -> int:
+        return sum(self.moved.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    original: MessageTypeDef
+    target: str
+    outgoing: OutgoingMessage
+    request_id: str | None
+    """None: the message carries no routing attributes (not forwarded by the distributor)."""
+
+
+class Mover:
+    def __init__(
+        self,
+        queue_urls: Mapping[str, str],
+        sqs: Mapping[str, SQSClient],
+        records: RequestRecords,
+        visibility_timeout: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._queue_urls = dict(queue_urls)
+        self._sqs = sqs
+        self._records = records
+        self._visibility_timeout = visibility_timeout
+        self._clock = clock
+
+    def rescue_region(
+        self,
+        region: str,
+        reason: StrandReason,
+        picker: TargetPicker,
+        budget: Budget,
+        time_left: Callable[[], float],
+    ) -> RegionOutcome:
+        """Move `region`'s waiting messages until it is empty, the budget or the time runs
+        out, no region can take them, or AWS fails."""
+        outcome = RegionOutcome(region, reason)
+        unmoved: list[MessageTypeDef] = []
+        outcome.stopped = self._batches(region, picker, budget, time_left, outcome, unmoved)
+        # Handed back only now: a message is received at most once per run, because every
+        # receive counts towards the queue's redrive limit (maxReceiveCount).
+        outcome.handed_back += len(unmoved)
+        for start in range(0, len(unmoved), MAX_BATCH_ENTRIES):
+            self._hand_back(region, unmoved[start : start + MAX_BATCH_ENTRIES])
+        return outcome
+
+    def _batches(
+        self,
+        region: str,
+        picker: TargetPicker,
+        budget: Budget,
+        time_left: Callable[[], float],
+        outcome: RegionOutcome,
+        unmoved: list[MessageTypeDef],
+    ) -> StopReason:
+        while True:
+            if time_left() < TIME_MARGIN_SECONDS:
+                return StopReason.DEADLINE
+            if not picker.has_target(region):
+                return StopReason.NO_TARGET
+            wanted = budget.take(MAX_BATCH_ENTRIES)
+            if wanted == 0:
+                return StopReason.BUDGET
+            try:
+                messages = self._receive(region, wanted)
+            except AWS_ERRORS as exc:
+                budget.give_back(wanted)
+                logger.warning("receive from %s failed: %s", region, one_line(exc))
+                return StopReason.RECEIVE_FAILED
+            budget.give_back(wanted - len(messages))
+            if not messages:
+                return StopReason.EMPTY
+            if not self._move_batch(region, messages, picker, outcome, unmoved):
+                return StopReason.RECORDS_FAILED
+
+    def _receive(self, region: str, count: int) -> list[MessageTypeDef]:
+        response = self._sqs[region].receive_message(
+            QueueUrl=self._queue_urls[region],
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
+            VisibilityTimeout=self._visibility_timeout,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def _move_batch(
+        self,
+        region: str,
+        messages: Sequence[MessageTypeDef],
+        picker: TargetPicker,
+        outcome: RegionOutcome,
+        unmoved: list[MessageTypeDef],
+    ) -> bool:
+        """One batch, steps 2-5; messages not sent go to `unmoved`. False when the request
+        table failed (stop this region)."""
+        forwarded_at = iso_utc(self._clock())
+        targets = picker.pick(region, len(messages))
+        copies: list[_Copy] = []
+        hand_back: list[MessageTypeDef] = []
+        for message, target in zip(messages, targets, strict=True):
+            if target is None:
+                hand_back.append(message)
+            else:
+                copies.append(_copy(message, target, forwarded_at))
+        sent, unsent = self._send(copies, picker)
+        hand_back.extend(copy.original for copy in unsent)
+
+        to_delete: list[MessageTypeDef] = []
+        records_ok = True
+        for copy in sent:
+            if copy.request_id is None:
+                outcome.unrecorded += 1
+                to_delete.append(copy.original)
+                continue
+            if not records_ok:
+                outcome.left_hidden += 1
+                continue
+            try:
+                result = self._records.move(copy.request_id, copy.target, forwarded_at)
+            except RecordsUnavailableError as exc:
+                logger.warning("%s; leaving the rest of %s for later", one_line(exc), region)
+                records_ok = False
+                outcome.left_hidden += 1
+                continue
+            if result.update is RecordUpdate.MOVED:
+                outcome.moved[copy.target] += 1
+            elif result.update is RecordUpdate.MISSING:
+                outcome.unrecorded += 1
+            else:
+                outcome.superseded += 1
+                logger.info(
+                    "request %s is %s: its copy in %s will be dropped by the worker's claim",
+                    copy.request_id,
+                    result.status,
+                    copy.target,
+                )
+            to_delete.append(copy.original)
+
+        outcome.not_deleted += self._delete(region, to_delete)
+        unmoved.extend(hand_back)
+        return records_ok
+
+    def _send(
+        self, copies: Sequence[_Copy], picker: TargetPicker
+    ) -> tuple[list[_Copy], list[_Copy]]:
+        """Send every copy to its target; (in, not in). A target that fails is avoided for
+        the rest of the run."""
+        by_target: dict[str, list[_Copy]] = defaultdict(list)
+        for copy in copies:
+            by_target[copy.target].append(copy)
+        sent: list[_Copy] = []
+        unsent: list[_Copy] = []
+        for target, group in by_target.items():
+            by_key = {copy.outgoing.key: copy for copy in group}
+            failed: set[str] = set()
+            for chunk in chunks([copy.outgoing for copy in group]):
+                failures = send_chunk(self._sqs[target], self._queue_urls[target], chunk)
+                for failure in failures:
+                    logger.warning("rescue send to %s failed: %s", target, failure.reason)
+                failed.update(failure.key for failure in failures)
+            if failed:
+                picker.mark_failed(target)
+            for key, copy in by_key.items():
+                (unsent if key in failed else sent).append(copy)
+        return sent, unsent
+
+    def _delete(self, region: str, messages: Sequence[MessageTypeDef]) -> int:
+        """Delete the originals; returns how many were not deleted."""
+        if not messages:
+            return 0
+        entries: list[Any] = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+            for index, message in enumerate(messages)
+        ]
+        try:
+            response = self._sqs[region].delete_message_batch(
+                QueueUrl=self._queue_urls[region], Entries=entries
+            )
+        except AWS_ERRORS as exc:
+            logger.warning("delete from %s failed: %s", region, one_line(exc))
+            return len(messages)
+        return len(response.get("Failed", []))
+
+    def _hand_back(self, region: str, messages: Sequence[MessageTypeDef]) -> None:
+        """Make unmoved messages visible again now rather than after the timeout."""
+        if not messages:
+            return
+        entries: list[Any] = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages)
+        ]
+        try:
+            self._sqs[region].change_message_visibility_batch(
+                QueueUrl=self._queue_urls[region], Entries=entries
+            )
+        except AWS_ERRORS as exc:  # they come back after the visibility timeout anyway
+            logger.warning("hand-back to %s failed: %s", region, one_line(exc))
+
+
+def _copy(message: MessageTypeDef, target: str, forwarded_at: str) -> _Copy:
+    """The message as it is sent to `target`."""
+    routing = RoutingAttributes.from_message(message)
+    attributes: dict[str, str | MessageAttribute]
+    if routing is None:
+        # Not forwarded by the distributor: carried exactly as it came.
+        attributes = {
+            name: MessageAttribute.from_sqs(raw)
+            for name, raw in (message.get("MessageAttributes") or {}).items()
+        }
+        request_id = None
+    else:
+        moved = replace(routing, attempt=routing.attempt + 1, forwarded_at=forwarded_at)
+        attributes = {
+            **moved.to_attributes(),
+            **carry_client_attributes(client_attributes(message)),
+        }
+        request_id = routing.request_id
+    outgoing = OutgoingMessage(
+        key=message["MessageId"], body=message["Body"], attributes=attributes
+    )
+    return _Copy(message, target, outgoing, request_id)
