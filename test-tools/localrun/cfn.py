@@ -2,18 +2,21 @@
 intrinsic functions whose value a local stack can know without deploying anything.
 
 `load_template(path)` returns the template as plain data, each short tag turned into its long
-form (`!Ref X` -> ``{"Ref": "X"}``, `!GetAtt A.B` -> ``{"Fn::GetAtt": ["A", "B"]}``).
+form (`!Ref X` -> ``{"Ref": "X"}``, `!GetAtt A.B` -> ``{"Fn::GetAtt": ["A", "B"]}``);
+`read_template(path)` does the same but parses each file once per process.
 `Resolver(template, parameters, pseudo).resolve(value)` evaluates parameters, pseudo
 parameters, conditions, mappings, `Fn::Sub/Join/If/Select/Split/FindInMap`; a reference to a
 resource becomes a `ResourceRef`, which the caller resolves once the resource exists, and a
 string built from one (`!Sub "${Queue}"`, `!Join`) becomes `Unresolved`. With
 ``placeholders=True`` a reference becomes the text ``<Ref:Id>`` / ``<Id.Attribute>`` instead,
-so whole strings (REGION_QUEUES, a dashboard body) can be checked without deploying; the
-template tests use that mode.
+so whole strings (REGION_QUEUES, a dashboard body) can be checked without deploying:
+`TemplateEvaluator`, which the template and deployer tests use, is that mode for a whole
+template and one parameter set. This is the one CloudFormation reader of the repository.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Mapping
@@ -92,6 +95,22 @@ def load_template(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path}: no Resources section")
     return document
+
+
+def read_template(path: Path) -> dict[str, Any]:
+    """`load_template(path)`, parsed once per process (and again if the file changes); each
+    caller gets its own copy, free to change."""
+    resolved = path.resolve()
+    try:
+        modified = resolved.stat().st_mtime_ns
+    except OSError:
+        modified = 0  # load_template names the problem
+    return copy.deepcopy(_parsed(resolved, modified))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(path: Path, modified: int) -> dict[str, Any]:
+    return load_template(path)
 
 
 def pseudo_parameters(region: str, stack_name: str) -> dict[str, str]:
@@ -233,3 +252,45 @@ class Resolver:
 
 def _unknown(value: Any) -> bool:
     return isinstance(value, ResourceRef | Unresolved)
+
+
+class TemplateEvaluator(Resolver):
+    """A whole template evaluated for one parameter set, without deploying it: references to
+    resources become placeholders (``<Ref:Id>``, ``<Id.Attribute>``).
+
+    `TemplateError` for a parameter the template does not declare, or a declared one with
+    neither a value nor a default: a deployment would refuse both.
+    """
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        region: str = "us-east-1",
+        stack_name: str = "stack",
+    ) -> None:
+        given = dict(parameters or {})
+        declared = template.get("Parameters") or {}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise TemplateError(f"not parameters of the template: {unknown}")
+        missing = [
+            name
+            for name, spec in declared.items()
+            if name not in given and "Default" not in (spec or {})
+        ]
+        if missing:
+            raise TemplateError(f"parameters without a value: {missing}")
+        values = {name: str(value) for name, value in given.items()}
+        super().__init__(template, pseudo_parameters(region, stack_name), values, placeholders=True)
+        self.template = template
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """The resource's evaluated ``Properties``."""
+        resource = self.template["Resources"][logical_id]
+        return dict(self.resolve(resource.get("Properties") or {}))
+
+    def output(self, name: str) -> Any:
+        """The evaluated ``Value`` of output `name`."""
+        return self.resolve(self.template["Outputs"][name]["Value"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localrun.cfn import Resolver, ResourceRef, TemplateError, load_template, pseudo_parameters
+from localrun.cfn import Resolver, ResourceRef, TemplateError, pseudo_parameters, read_template
 
 PRIMARY_TEMPLATE = "template.yaml"
 REGION_TEMPLATE = "region.yaml"
@@ -120,13 +120,13 @@ def load_stack_spec(
 ) -> StackSpec:
     """Read both templates; `TemplateError` names what is missing or cannot be evaluated."""
     folder = infrastructure or infrastructure_dir()
-    primary = load_template(folder / PRIMARY_TEMPLATE)
+    primary = read_template(folder / PRIMARY_TEMPLATE)
     resolver = Resolver(primary, pseudo_parameters(primary_region, stack_name), parameters)
     region_queues = {primary_region: _queue(resolver, REGION_QUEUE, stack_name)}
     region_dlqs = {primary_region: _queue(resolver, REGION_DEAD_LETTER_QUEUE, stack_name)}
     remote = [region for region in regions if region != primary_region]
     if remote:
-        template = load_template(folder / REGION_TEMPLATE)
+        template = read_template(folder / REGION_TEMPLATE)
         for region in remote:
             name = f"{stack_name}-{region}"
             other = Resolver(template, pseudo_parameters(region, name), parameters)

@@ -1,24 +1,24 @@
-"""Read the SAM template so test resources are built from what is deployed."""
+"""Test resources built from what is deployed: the ledger table as the SAM template declares
+it, read the way the local stack reads it (`localrun.templates`), once per session."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
 from typing import Any
 
-from localrun.cfn import load_template
-
-TEMPLATE = Path(__file__).resolve().parents[2] / "infrastructure" / "template.yaml"
+from localrun.templates import PRIMARY_REGION, TableSpec, load_stack_spec
 
 
-def resource_properties(logical_id: str, template: Path = TEMPLATE) -> dict[str, Any]:
-    return dict(load_template(template)["Resources"][logical_id]["Properties"])
+@functools.cache
+def _ledger_table() -> TableSpec:
+    return load_stack_spec(regions=[PRIMARY_REGION]).table  # template.yaml only
 
 
 def ledger_table_definition() -> dict[str, Any]:
     """CreateTable arguments (key schema, attributes, billing) of the ledger table."""
-    props = resource_properties("IdempotencyTable")
+    table = _ledger_table()
     return {
-        "KeySchema": props["KeySchema"],
-        "AttributeDefinitions": props["AttributeDefinitions"],
-        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        "KeySchema": [dict(item) for item in table.key_schema],
+        "AttributeDefinitions": [dict(item) for item in table.attribute_definitions],
+        "BillingMode": table.billing_mode,
     }
