@@ -7,9 +7,11 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from localrun.poller import EventSourceConfig, InvalidBatchResponse, SqsPoller, failed_message_ids
 
@@ -365,3 +367,37 @@ def test_stop_is_prompt_and_idempotent(sqs: Any, make_queue: Any) -> None:
     poller.stop()
     poller.stop()
     assert time.monotonic() - began < 3
+
+
+NO_QUEUE = SimpleNamespace(url="http://127.0.0.1:1/123456789012/q", arn="arn:aws:sqs:::q")
+
+
+class FailingClient:
+    """An SQS client whose every receive raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.receives = 0
+
+    def receive_message(self, **_: Any) -> Any:
+        self.receives += 1
+        raise self.error
+
+
+def test_a_failed_receive_is_retried_after_a_pause(wait_until: Any) -> None:
+    client = FailingClient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    poller = SqsPoller(client, config(NO_QUEUE), Recorder()).start()
+    try:
+        assert wait_until(lambda: client.receives >= 2, timeout=5)
+        assert poller.failure is None
+    finally:
+        poller.stop()
+
+
+def test_a_defect_in_the_poller_stops_it_and_is_kept(wait_until: Any) -> None:
+    client = FailingClient(TypeError("receive_message() got an unexpected keyword"))
+    poller = SqsPoller(client, config(NO_QUEUE, pollers=2), Recorder()).start()
+    assert wait_until(lambda: poller.failure is not None, timeout=5)
+    poller.stop()
+    assert isinstance(poller.failure, TypeError)
+    assert client.receives <= 2  # one per poller thread: never retried

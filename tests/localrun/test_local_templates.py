@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from localrun.cfn import NO_VALUE, Resolver, ResourceRef, TemplateError, Unresolved, load_template
+from localrun.cfn import (
+    NO_VALUE,
+    Resolver,
+    ResourceRef,
+    TemplateError,
+    TemplateEvaluator,
+    Unresolved,
+    load_template,
+    read_template,
+)
 from localrun.cfn import pseudo_parameters as pseudo
 from localrun.templates import REGIONS, infrastructure_dir, load_stack_spec
 
@@ -113,3 +122,36 @@ def test_ledger_table_and_event_source(primary: dict[str, Any]) -> None:
 def test_a_missing_template_is_named(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match=r"template\.yaml"):
         load_stack_spec(tmp_path)
+
+
+def test_read_template_parses_once_and_hands_out_copies() -> None:
+    first = read_template(INFRA / "template.yaml")
+    first["Resources"].clear()  # a caller changing its copy changes nobody else's
+    second = read_template(INFRA / "template.yaml")
+    assert "MasterQueue" in second["Resources"]
+    assert second == load_template(INFRA / "template.yaml")
+
+
+def test_the_evaluator_checks_parameters_and_leaves_placeholders() -> None:
+    template = {
+        "Parameters": {"Env": {"Type": "String", "Default": "dev"}, "Primary": {"Type": "String"}},
+        "Resources": {
+            "Queue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"QueueName": {"Fn::Sub": "q-${Env}"}},
+            },
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Q": {"Fn::GetAtt": ["Queue", "Arn"]}},
+            },
+        },
+        "Outputs": {"Url": {"Value": {"Ref": "Queue"}}},
+    }
+    with pytest.raises(TemplateError, match="without a value: \\['Primary'\\]"):
+        TemplateEvaluator(template)
+    with pytest.raises(TemplateError, match="not parameters of the template: \\['Nope'\\]"):
+        TemplateEvaluator(template, {"Primary": "us-east-1", "Nope": "x"})
+    evaluator = TemplateEvaluator(template, {"Primary": "us-east-1", "Env": "prod"})
+    assert evaluator.properties("Queue") == {"QueueName": "q-prod"}
+    assert evaluator.properties("Fn") == {"Q": "<Queue.Arn>"}
+    assert evaluator.output("Url") == "<Ref:Queue>"
