@@ -1,0 +1,5 @@
+import sys
+
+from orchestrator.worker.cli import COMMAND
+
+sys.exit(COMMAND.main(sys.argv[1:]))
