@@ -1,0 +1,176 @@
+"""The routing strategies a run compares, each as a per-container `Chooser`.
+
+Strategies of the project run exactly as in the Lambda: a real `DepthCache` (its refresh
+reads the simulated queues through SQS-shaped clients, and the simulated presence table
+through the presence seam) and a real `Router`. Round-robin and uniform random are baselines
+that look at nothing; the oracle reads the true state at every choice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from orchestrator.core.depth import DepthCache
+from orchestrator.core.routing import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    Router,
+    Strategy,
+    smooth_capacity_weights,
+)
+from orchestrator.simulator.queues import InlineExecutor, RegionQueue, SimSqs
+
+MAX_DEPTH = 5000
+
+
+class Chooser(Protocol):
+    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+        """A region for each of `count` messages (None: no region may take it now)."""
+        ...
+
+    def forwarded(self, region: str, count: int) -> None:
+        """`count` messages were sent to `region`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    name: str
+    kind: str
+    """"cache" (a project strategy), "round-robin", "random" or "oracle"."""
+    strategy: str | Strategy | None = None
+    note: str = ""
+
+
+CANDIDATE = Strategy(smooth_capacity_weights, smooth=False)
+"""The new weights with independent random draws: what the smoothing alone is worth."""
+
+CONTENDERS: tuple[Contender, ...] = (
+    Contender("round-robin", "round-robin", note="each container cycles through the regions"),
+    Contender("random", "random", note="uniform random region"),
+    Contender("inverse-depth", "cache", "inverse-depth", note="the published formula"),
+    Contender("expected-wait", "cache", "expected-wait", note="the previous default"),
+    Contender(DEFAULT_STRATEGY, "cache", DEFAULT_STRATEGY, note="the new default"),
+    Contender("candidate-draws", "cache", CANDIDATE, note="new weights, random draws"),
+    Contender("oracle", "oracle", note="shortest expected wait, true state"),
+)
+DEFAULT_NAME = DEFAULT_STRATEGY
+assert DEFAULT_STRATEGY in STRATEGIES
+
+
+class World(Protocol):
+    """What choosers may see of the simulation."""
+
+    now: float
+    queues: Mapping[str, RegionQueue]
+
+    def presence(self) -> Mapping[str, float]: ...
+
+
+class CacheChooser:
+    """A container of the real distributor: its own `DepthCache` and `Router`."""
+
+    def __init__(
+        self, world: World, strategy: str | Strategy, ttl: float, rng: random.Random
+    ) -> None:
+        self._cache = DepthCache(
+            {name: name for name in world.queues},
+            {name: SimSqs(queue) for name, queue in world.queues.items()},
+            ttl,
+            InlineExecutor(),
+            clock=lambda: world.now,
+            rng=random.Random(rng.random()),
+            presence=world.presence,
+        )
+        self._router = Router(strategy, MAX_DEPTH, random.Random(rng.random()))
+
+    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+        loads = self._cache.snapshot(lambda region: region != exclude)
+        return self._router.assign(loads, count)
+
+    def forwarded(self, region: str, count: int) -> None:
+        self._cache.record_forwarded(region, count)
+
+
+class RoundRobin:
+    def __init__(self, regions: list[str], rng: random.Random) -> None:
+        self._regions = regions
+        self._next = rng.randrange(len(regions))
+
+    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+        chosen: list[str | None] = []
+        while len(chosen) < count:
+            region = self._regions[self._next % len(self._regions)]
+            self._next += 1
+            if region != exclude:
+                chosen.append(region)
+        return chosen
+
+    def forwarded(self, region: str, count: int) -> None:
+        pass
+
+
+class UniformRandom:
+    def __init__(self, regions: list[str], rng: random.Random) -> None:
+        self._regions = regions
+        self._rng = rng
+
+    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+        regions = [r for r in self._regions if r != exclude]
+        return [self._rng.choice(regions) for _ in range(count)]
+
+    def forwarded(self, region: str, count: int) -> None:
+        pass
+
+
+class Oracle:
+    """Join the shortest expected wait, on the true state at the moment of each choice.
+
+    A region's expected wait for one more message is ``(held + 1 - consumers) / consumers``
+    service times when positive (held: waiting plus in service); the most negative value is
+    the region with the most idle GPUs per GPU. Regions with no live consumer are never chosen.
+    """
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+        added = dict.fromkeys(self._world.queues, 0)
+        chosen: list[str | None] = []
+        for _ in range(count):
+            best, best_wait = None, 0.0
+            for name, queue in self._world.queues.items():
+                if queue.alive <= 0 or name == exclude:
+                    continue
+                held = queue.visible + queue.busy + added[name]
+                wait = (held + 1 - queue.alive) / queue.alive
+                if best is None or wait < best_wait:
+                    best, best_wait = name, wait
+            chosen.append(best)
+            if best is not None:
+                added[best] += 1
+        return chosen
+
+    def forwarded(self, region: str, count: int) -> None:
+        pass
+
+
+def chooser_factory(
+    contender: Contender, world: World, ttl: float
+) -> Callable[[random.Random], Chooser]:
+    """Builds one container's chooser (the rescue function builds a fresh one per run)."""
+    regions = list(world.queues)
+    if contender.kind == "cache":
+        assert contender.strategy is not None
+        strategy = contender.strategy
+        return lambda rng: CacheChooser(world, strategy, ttl, rng)
+    if contender.kind == "round-robin":
+        return lambda rng: RoundRobin(regions, rng)
+    if contender.kind == "random":
+        return lambda rng: UniformRandom(regions, rng)
+    if contender.kind == "oracle":
+        return lambda rng: Oracle(world)
+    raise ValueError(f"unknown contender kind {contender.kind!r}")
