@@ -8,6 +8,7 @@ primary stack in moto carrying the outputs the real one would have.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import tempfile
@@ -28,7 +29,9 @@ from orchestrator.deploy.config import (
     parse_regions,
     read_samconfig,
 )
+from orchestrator.deploy.manifests import load_documents
 from orchestrator.deploy.sam import command_environment, format_override, remote_queue_parameters
+from orchestrator.deploy.schemas import validate_documents
 from orchestrator.deploy.stacks import (
     RegionQueue,
     StackError,
@@ -41,6 +44,7 @@ from orchestrator.deploy.stacks import (
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
 
 REGION_STACK = "inference-orchestrator-region-dev"
+REGION_PARAMETERS = {"Environment": "dev", "PrimaryRegion": "us-east-1"}
 REGION_BODY = (PRIMARY.parent / "region.yaml").read_text(encoding="utf-8")
 FAST = Waiting(delay=0, max_attempts=5, sleep=lambda _: None)
 
@@ -70,7 +74,7 @@ def test_region_stacks_are_created_in_each_region(session: boto3.session.Session
         clients,
         stack_name=REGION_STACK,
         template_body=REGION_BODY,
-        parameters={"Environment": "dev"},
+        parameters=REGION_PARAMETERS,
         tags={"Project": "inference-orchestrator"},
         waiting=FAST,
     )
@@ -93,13 +97,17 @@ def test_region_stacks_are_created_in_each_region(session: boto3.session.Session
 def test_region_stack_is_updated_in_place(session: boto3.session.Session) -> None:
     client = cfn(session, "us-west-2")
     first = deploy_stack(
-        client, name=REGION_STACK, template_body=REGION_BODY, parameters={}, waiting=FAST
+        client,
+        name=REGION_STACK,
+        template_body=REGION_BODY,
+        parameters=REGION_PARAMETERS,
+        waiting=FAST,
     )
     second = deploy_stack(
         client,
         name=REGION_STACK,
         template_body=REGION_BODY,
-        parameters={"RegionQueueVisibilityTimeout": "7200"},
+        parameters={**REGION_PARAMETERS, "RegionQueueVisibilityTimeout": "7200"},
         waiting=FAST,
     )
     assert second["RegionQueueUrl"] == first["RegionQueueUrl"]
@@ -111,6 +119,66 @@ def test_region_stack_is_updated_in_place(session: boto3.session.Session) -> Non
     assert stack_status(client, REGION_STACK) == "UPDATE_COMPLETE"
 
 
+def policy_document(value: Any) -> dict[str, Any]:
+    """An IAM policy as moto returns it: a dict, JSON, or (moto's CloudFormation) a repr."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return dict(json.loads(value))
+    except json.JSONDecodeError:
+        return dict(ast.literal_eval(value))
+
+
+def test_region_stack_holds_the_workers_resources(session: boto3.session.Session) -> None:
+    """The worker role's grants resolve to this region's queues and bucket and to the primary
+    region's tables; the interruption rules deliver to Karpenter's queue."""
+    client = cfn(session, "us-west-2")
+    outputs = deploy_region_stacks(
+        {"us-west-2": client},
+        stack_name=REGION_STACK,
+        template_body=REGION_BODY,
+        parameters={**REGION_PARAMETERS, "ClusterName": "gpu-west"},
+        waiting=FAST,
+    )["us-west-2"].outputs
+    sqs = session.client("sqs", region_name="us-west-2")
+
+    def arn(url: str) -> str:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attributes["Attributes"]["QueueArn"])
+
+    iam = session.client("iam")
+    role_name = outputs["WorkerRoleArn"].rsplit("/", 1)[1]
+    (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    document = policy_document(
+        iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    )
+    resources = {s["Sid"]: s["Resource"] for s in document["Statement"]}
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/inference-"
+    assert resources == {
+        "ConsumeRegionQueue": arn(outputs["RegionQueueUrl"]),
+        "DeadLetterFailedRequests": arn(outputs["RegionDeadLetterQueueUrl"]),
+        "RequestRecords": table + "idempotency-dev",
+        "PublishPresence": table + "workers-dev",
+        "WriteResults": f"arn:aws:s3:::{outputs['ResultsBucketName']}/results/*",
+        "PublishCallbacks": "arn:aws:sns:*:123456789012:inference-callback-*",
+    }
+    trust = policy_document(iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"])
+    (statement,) = trust["Statement"]
+    assert statement["Condition"]["StringEquals"]["aws:RequestTag/eks-cluster-name"] == "gpu-west"
+    assert outputs["ClusterName"] == "gpu-west"
+    assert outputs["ResultsBucketName"] == "inference-results-123456789012-us-west-2-dev"
+    assert outputs["RequestTableRegion"] == "us-east-1"
+
+    events = session.client("events", region_name="us-west-2")
+    queue_arn = outputs["InterruptionQueueArn"]
+    rules = events.list_rules()["Rules"]
+    assert len(rules) == 4
+    for rule in rules:
+        (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        assert target["Arn"] == queue_arn
+    assert queue_arn.endswith(":" + outputs["InterruptionQueueName"])
+
+
 # ---------------------------------------------------------------------- stack state machine
 class ScriptedCfn:
     """A CloudFormation client whose DescribeStacks answers come from a script."""
@@ -119,6 +187,8 @@ class ScriptedCfn:
         self.statuses = list(statuses)
         self.update_error = update_error
         self.calls: list[str] = []
+        self.arguments: dict[str, Any] = {}
+        self.outputs = {"RegionQueueUrl": "https://q"}
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
@@ -132,7 +202,7 @@ class ScriptedCfn:
                 },
                 "DescribeStacks",
             )
-        outputs = [{"OutputKey": "RegionQueueUrl", "OutputValue": "https://q"}]
+        outputs = [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]
         return {"Stacks": [{"StackStatus": status, "Outputs": outputs}]}
 
     def describe_stack_events(self, StackName: str) -> dict[str, Any]:
@@ -147,8 +217,9 @@ class ScriptedCfn:
             ]
         }
 
-    def create_stack(self, **_: Any) -> None:
+    def create_stack(self, **arguments: Any) -> None:
         self.calls.append("create")
+        self.arguments = arguments
 
     def update_stack(self, **_: Any) -> None:
         self.calls.append("update")
@@ -201,6 +272,28 @@ def test_waiting_gives_up() -> None:
     client = ScriptedCfn(["CREATE_IN_PROGRESS"])
     with pytest.raises(StackError, match="still CREATE_IN_PROGRESS after 5 polls"):
         run(client)
+
+
+def test_region_stacks_get_iam_capability_and_their_own_parameters() -> None:
+    clients = {
+        "us-west-2": ScriptedCfn([None, "CREATE_COMPLETE"]),
+        "eu-west-1": ScriptedCfn([None, "CREATE_COMPLETE"]),
+    }
+    for client in clients.values():
+        client.outputs["RegionQueueArn"] = "arn:aws:sqs:x"
+    deploy_region_stacks(
+        clients,
+        stack_name="s",
+        template_body="{}",
+        parameters={"Environment": "dev", "ClusterName": ""},
+        region_parameters={"us-west-2": {"ClusterName": "gpu-west"}},
+        waiting=FAST,
+    )
+    for region, cluster in (("us-west-2", "gpu-west"), ("eu-west-1", "")):
+        arguments = clients[region].arguments
+        assert arguments["Capabilities"] == ["CAPABILITY_IAM"]  # the stack creates IAM roles
+        given = {p["ParameterKey"]: p["ParameterValue"] for p in arguments["Parameters"]}
+        assert given == {"Environment": "dev", "ClusterName": cluster}
 
 
 def test_every_failed_region_is_reported() -> None:
@@ -342,6 +435,10 @@ class FakeSam:
                     **queue,
                     "Properties": {"QueueName": f"inference-queue-{region}-{env}"},
                 },
+                "RegionDeadLetterQueue": {
+                    **queue,
+                    "Properties": {"QueueName": f"inference-queue-{region}-{env}-dlq"},
+                },
             },
             "Outputs": {
                 "MasterQueueUrl": {"Value": {"Ref": "MasterQueue"}},
@@ -352,12 +449,35 @@ class FakeSam:
                 "RegionQueuesJson": {
                     "Value": {"Fn::Join": ["", [before, {"Ref": "RegionQueue"}, after]]}
                 },
+                **self._worker_outputs(region, env, parameters),
             },
         }
         client = self.session.client("cloudformation", region_name=region)
         deploy_stack(
             client, name=stack_name, template_body=json.dumps(template), parameters={}, waiting=FAST
         )
+
+    @staticmethod
+    def _worker_outputs(region: str, env: str, parameters: dict[str, str]) -> dict[str, Any]:
+        """What template.yaml's region-level part outputs (names as the template builds them)."""
+        account = "123456789012"
+        outputs: dict[str, Any] = {
+            "RegionDeadLetterQueueUrl": {"Value": {"Ref": "RegionDeadLetterQueue"}},
+            "WorkerRoleArn": {"Value": f"arn:aws:iam::{account}:role/stand-in-WorkerRole"},
+            "KedaOperatorRoleArn": {"Value": f"arn:aws:iam::{account}:role/stand-in-Keda"},
+            "ResultsBucketName": {"Value": f"inference-results-{account}-{region}-{env}"},
+            "ResultsPrefix": {"Value": parameters.get("ResultsPrefix", "results/")},
+            "InterruptionQueueName": {"Value": f"inference-karpenter-{region}-{env}"},
+            "InterruptionQueueArn": {
+                "Value": f"arn:aws:sqs:{region}:{account}:inference-karpenter-{region}-{env}"
+            },
+            "RequestTableName": {"Value": f"inference-idempotency-{env}"},
+            "RequestTableRegion": {"Value": region},
+            "WorkersTableName": {"Value": f"inference-workers-{env}"},
+        }
+        if parameters.get("ClusterName"):
+            outputs["ClusterName"] = {"Value": parameters["ClusterName"]}
+        return outputs
 
 
 def deployer(
@@ -495,3 +615,127 @@ def test_destroy(session: boto3.session.Session) -> None:
     assert code == 0
     assert stack_status(cfn(session, "us-west-2"), REGION_STACK) is None
     assert stack_status(cfn(session, "us-east-1"), "inference-orchestrator-dev") is None
+
+
+# ---------------------------------------------------------------------- worker manifests
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/inference-worker:1.0"
+
+
+def written_documents(folder: Path) -> dict[str, dict[str, Any]]:
+    documents = [
+        document
+        for path in sorted(folder.glob("*.yaml"))
+        for document in load_documents(path.read_text(encoding="utf-8"), path.name)
+    ]
+    assert validate_documents(documents) == []
+    return {document["kind"]: document for document in documents}
+
+
+def test_manifests_are_filled_in_per_region(session: boto3.session.Session, tmp_path) -> None:
+    sam = FakeSam(session)
+    code, out, err = deployer(
+        session,
+        [
+            "--env", "dev", "--regions", "us-west-2", "--skip-build",
+            "--cluster-name", "us-east-1=gpu-east,us-west-2=gpu-west",
+            "--worker-image", IMAGE, "--k8s-dir", str(tmp_path),
+        ],
+        sam,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    # each stack got its own cluster (pod identity associations), the region stack the primary
+    assert sam.parameters["ClusterName"] == "gpu-east"
+    stack = cfn(session, "us-west-2").describe_stacks(StackName=REGION_STACK)["Stacks"][0]
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (given["ClusterName"], given["PrimaryRegion"]) == ("gpu-west", "us-east-1")
+
+    source = sorted(p.name for p in (PRIMARY.parent / "k8s").glob("*.yaml"))
+    for region, cluster in (("us-east-1", "gpu-east"), ("us-west-2", "gpu-west")):
+        folder = tmp_path / region
+        assert sorted(p.name for p in folder.iterdir()) == sorted([*source, "values.json"])
+        assert "${" not in "".join(p.read_text() for p in folder.glob("*.yaml"))
+        kinds = written_documents(folder)
+        (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        (trigger,) = kinds["ScaledObject"]["spec"]["triggers"]
+        sqs = session.client("sqs", region_name=region)
+        url = sqs.get_queue_url(QueueName=f"inference-queue-{region}-dev")["QueueUrl"]
+        dlq = sqs.get_queue_url(QueueName=f"inference-queue-{region}-dev-dlq")["QueueUrl"]
+        assert env["WORKER_QUEUE_URL"] == trigger["metadata"]["queueURL"] == url
+        assert env["WORKER_DEAD_LETTER_QUEUE_URL"] == dlq
+        assert env["WORKER_REGION"] == trigger["metadata"]["awsRegion"] == region
+        assert env["IDEMPOTENCY_TABLE_NAME"] == "inference-idempotency-dev"
+        assert env["IDEMPOTENCY_TABLE_REGION"] == "us-east-1"
+        assert env["WORKERS_TABLE_NAME"] == "inference-workers-dev"
+        assert env["RESULTS_BUCKET"] == f"inference-results-123456789012-{region}-dev"
+        assert env["RESULTS_PREFIX"] == "results/"
+        assert env["WORKER_HANDLER"] == "examples.digits:DigitsModel"
+        assert container["image"] == IMAGE
+        node_class = kinds["EC2NodeClass"]["spec"]
+        assert node_class["role"] == f"KarpenterNodeRole-{cluster}"
+        discovery = [{"tags": {"karpenter.sh/discovery": cluster}}]
+        assert node_class["subnetSelectorTerms"] == node_class["securityGroupSelectorTerms"]
+        assert node_class["subnetSelectorTerms"] == discovery
+        values = json.loads((folder / "values.json").read_text())
+        assert values["outputs"]["InterruptionQueueName"] == f"inference-karpenter-{region}-dev"
+        assert f"apply -f {folder}/" in out
+    role = kinds["ServiceAccount"]["metadata"]["annotations"]
+    assert role["inference-orchestrator/pod-identity-role-arn"].startswith("arn:aws:iam::")
+
+
+def test_manifests_only_reads_the_deployed_stacks(session: boto3.session.Session, tmp_path) -> None:
+    assert deployer(session, ["--env", "dev", "--regions", "us-west-2", "--skip-build"])[0] == 0
+
+    def no_commands(argv: Sequence[str]) -> None:
+        raise AssertionError("--manifests-only ran a command")
+
+    code, out, err = deployer(
+        session,
+        [
+            "--env", "dev", "--regions", "us-west-2", "--manifests-only",
+            "--worker-image", IMAGE, "--cluster-name", "gpu", "--k8s-dir", str(tmp_path),
+            "--worker-handler", "mymodel.serve:Model", "--karpenter-node-role", "NodeRole",
+        ],
+        no_commands,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    kinds = written_documents(tmp_path / "us-west-2")
+    (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "WORKER_HANDLER", "value": "mymodel.serve:Model"} in container["env"]
+    assert kinds["EC2NodeClass"]["spec"]["role"] == "NodeRole"
+    assert "validated offline" in out
+
+
+def test_manifests_need_an_image_and_a_cluster(session: boto3.session.Session, tmp_path) -> None:
+    code, _, err = deployer(session, ["--env", "dev", "--manifests-only"])
+    assert code == 1 and "--worker-image" in err
+    assert deployer(session, ["--env", "dev", "--skip-build"])[0] == 0
+    argv = ["--env", "dev", "--manifests-only", "--worker-image", IMAGE, "--k8s-dir", str(tmp_path)]
+    code, _, err = deployer(session, argv)
+    assert code == 1 and "--cluster-name" in err
+    assert not (tmp_path / "us-east-1").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cluster-name", "eu-west-3=gpu"], "eu-west-3 is not deployed here"),
+        (["--cluster-name", "gpu cluster"], "is not an EKS cluster name"),
+        (["--parameter", "ClusterName=gpu"], "set by the deployer"),
+        (["--region-parameter", "PrimaryRegion=us-west-2"], "set by the deployer"),
+    ],
+)
+def test_bad_worker_arguments_are_reported(argv: list[str], message: str) -> None:
+    err = io.StringIO()
+    code = cli.main(["--env", "dev", "--dry-run", *argv], out=io.StringIO(), err=err)
+    assert code == 1
+    assert message in err.getvalue()
+
+
+def test_dry_run_shows_the_manifests_step() -> None:
+    out = io.StringIO()
+    argv = ["--env", "dev", "--regions", "us-west-2", "--dry-run", "--worker-image", IMAGE]
+    assert cli.main([*argv, "--cluster-name", "gpu"], out=out) == 0
+    plan = out.getvalue()
+    assert "build/k8s/us-east-1" in plan and "build/k8s/us-west-2" in plan
+    assert "PrimaryRegion=us-east-1" in plan

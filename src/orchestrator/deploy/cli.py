@@ -19,6 +19,7 @@ from orchestrator.deploy.config import (
     BUILT_TEMPLATE,
     COMPUTED_PARAMETERS,
     ENVIRONMENTS,
+    K8S_OUT,
     PROJECT_TAG,
     REGION_LOCAL_PARAMETERS,
     REGION_TEMPLATE,
@@ -31,6 +32,14 @@ from orchestrator.deploy.config import (
     read_samconfig,
     region_stack_name,
     template_parameters,
+)
+from orchestrator.deploy.manifests import (
+    DEFAULT_HANDLER,
+    WorkerSettings,
+    load_documents,
+    parse_clusters,
+    region_values,
+    write_region_manifests,
 )
 from orchestrator.deploy.sam import (
     Runner,
@@ -60,7 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Deploy the inference orchestrator to several regions in one command: "
             "infrastructure/region.yaml in every --regions region, then the primary stack "
-            "(infrastructure/template.yaml, via sam build + sam deploy) with their queues."
+            "(infrastructure/template.yaml, via sam build + sam deploy) with their queues. "
+            "With --worker-image, also write each region's GPU worker manifests "
+            "(infrastructure/k8s filled in with its stack outputs) under --k8s-dir."
+        ),
+        epilog=(
+            "example: orchestrator deploy --env dev --regions us-west-2 --cluster-name gpu "
+            "--worker-image 123456789012.dkr.ecr.us-east-1.amazonaws.com/worker:1.0"
         ),
     )
     parser.add_argument("--env", required=True, choices=ENVIRONMENTS, help="samconfig environment")
@@ -108,6 +123,36 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--poll-seconds", type=float, default=10.0, help="CloudFormation status poll interval"
     )
+    workers = parser.add_argument_group("GPU workers (EKS)")
+    workers.add_argument(
+        "--cluster-name",
+        metavar="NAME|REGION=NAME,...",
+        help="EKS cluster of the workers, one for every region or one per region: the stacks "
+        "create the pod identity associations, the manifests select its subnets",
+    )
+    workers.add_argument(
+        "--worker-image", help="worker image; when given, the k8s manifests are written"
+    )
+    workers.add_argument(
+        "--worker-handler",
+        default=DEFAULT_HANDLER,
+        help=f"WORKER_HANDLER, MODULE:ATTR of the model code (default {DEFAULT_HANDLER})",
+    )
+    workers.add_argument(
+        "--karpenter-node-role",
+        help="IAM role of Karpenter's nodes (default KarpenterNodeRole-<cluster>)",
+    )
+    workers.add_argument(
+        "--k8s-dir",
+        type=Path,
+        default=K8S_OUT,
+        help="where the manifests go, one folder per region (default build/k8s)",
+    )
+    workers.add_argument(
+        "--manifests-only",
+        action="store_true",
+        help="deploy nothing: read the existing stacks' outputs and write the manifests",
+    )
     return parser
 
 
@@ -136,8 +181,12 @@ class _Deployment:
         computed = sorted(COMPUTED_PARAMETERS & set(extra))
         if computed:
             raise ConfigurationError(
-                f"--parameter {', '.join(computed)}: set by the deployer (use --env / --regions)"
+                f"--parameter {', '.join(computed)}: set by the deployer "
+                "(use --env / --primary-region / --regions / --cluster-name)"
             )
+        self.clusters = parse_clusters(args.cluster_name, [self.primary, *self.remote])
+        if args.manifests_only and not args.worker_image:
+            raise ConfigurationError("--manifests-only needs --worker-image")
         self.extra = extra
         self.stack_name = self.samconfig.stack_name
         self.region_stack = region_stack_name(self.env)
@@ -166,12 +215,38 @@ class _Deployment:
             raise ConfigurationError(
                 f"--region-parameter {', '.join(unknown)}: region.yaml has no such parameter"
             )
+        computed = sorted(COMPUTED_PARAMETERS & set(explicit))
+        if computed:
+            raise ConfigurationError(
+                f"--region-parameter {', '.join(computed)}: set by the deployer "
+                "(use --env / --primary-region / --cluster-name)"
+            )
         parameters.update(explicit)
         parameters["Environment"] = self.env
+        parameters["PrimaryRegion"] = self.primary
         return parameters
 
+    def cluster(self, region: str) -> str:
+        """ClusterName of the region's stack; always sent, so leaving it out removes it."""
+        return self.clusters.get(region) or self.clusters.get("*") or ""
+
+    def per_region_parameters(self) -> dict[str, dict[str, str]]:
+        return {region: {"ClusterName": self.cluster(region)} for region in self.remote}
+
     def primary_parameters(self, remote: Sequence[RegionQueue]) -> dict[str, str]:
-        return primary_parameters(self.env, remote, self.samconfig.parameter_overrides, self.extra)
+        parameters = primary_parameters(
+            self.env, remote, self.samconfig.parameter_overrides, self.extra
+        )
+        parameters["ClusterName"] = self.cluster(self.primary)
+        return parameters
+
+    def worker_settings(self) -> WorkerSettings:
+        return WorkerSettings(
+            image=self.args.worker_image,
+            handler=self.args.worker_handler,
+            clusters=self.clusters,
+            node_role=self.args.karpenter_node_role,
+        )
 
     def deploy_command(self, remote: Sequence[RegionQueue]) -> list[str]:
         return deploy_command(
@@ -204,6 +279,12 @@ def _placeholder_queues(env: str, regions: Sequence[str]) -> list[RegionQueue]:
 def _print_plan(d: _Deployment) -> None:
     d.say(f"Plan for {d.env} (dry run: nothing is changed)")
     d.say(f"  primary region {d.primary}: stack {d.stack_name}")
+    if d.args.manifests_only:
+        d.say(f"  1. read the outputs of {d.stack_name} in {d.primary}")
+        if d.remote:
+            d.say(f"     and of {d.region_stack} in {', '.join(d.remote)}")
+        _print_manifest_step(d, 2)
+        return
     if d.args.destroy:
         d.say(f"  1. delete stack {d.stack_name} in {d.primary}")
         if d.remote:
@@ -226,6 +307,19 @@ def _print_plan(d: _Deployment) -> None:
         step += 1
     d.say(f"  {step}. {shlex.join(d.deploy_command(_placeholder_queues(d.env, d.remote)))}")
     d.say(f"  {step + 1}. read the outputs of {d.stack_name} in {d.primary} and print the queues")
+    _print_manifest_step(d, step + 2)
+
+
+def _print_manifest_step(d: _Deployment, step: int) -> None:
+    if not d.args.worker_image:
+        d.say("  (no --worker-image: the k8s manifests are not written)")
+        return
+    for region in [d.primary, *d.remote]:
+        cluster = d.cluster(region) or "<the stack's ClusterName output>"
+        d.say(
+            f"  {step}. write {d.args.k8s_dir / region}/ from infrastructure/k8s "
+            f"(cluster {cluster}, image {d.args.worker_image})"
+        )
 
 
 def _summary(d: _Deployment, outputs: dict[str, str], remote: Sequence[RegionQueue]) -> dict:
@@ -262,6 +356,51 @@ def _print_summary(d: _Deployment, summary: dict) -> None:
         d.say(f"    {region:<16} {url}")
 
 
+def _write_manifests(d: _Deployment, outputs: dict[str, dict[str, str]]) -> int:
+    """Fill infrastructure/k8s in for every region, write it, validate what was written."""
+    from orchestrator.deploy.schemas import ValidatorUnavailableError, validate_documents
+
+    settings = d.worker_settings()
+    values = {region: region_values(region, outputs[region], settings) for region in outputs}
+    d.say("")
+    d.say(f"Worker manifests ({d.args.k8s_dir})")
+    problems: list[str] = []
+    checked = True
+    for region, region_outputs in outputs.items():
+        written = write_region_manifests(d.args.k8s_dir, region, values[region], region_outputs)
+        documents = [
+            document
+            for path in written
+            if path.suffix == ".yaml"
+            for document in load_documents(path.read_text(encoding="utf-8"), str(path))
+        ]
+        try:
+            problems += validate_documents(documents)
+        except ValidatorUnavailableError as error:
+            checked = False
+            d.say(f"  note: not validated offline: {error}")
+        folder = written[0].parent
+        d.say(f"  {region:<16} {folder}/  (cluster {values[region]['CLUSTER_NAME']})")
+        d.say(f"    kubectl --context <{values[region]['CLUSTER_NAME']}> apply -f {folder}/")
+        queue = region_outputs.get("InterruptionQueueName")
+        if queue:
+            d.say(f"    Karpenter: --set settings.interruptionQueue={queue}")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=d.err)
+        return 1
+    if checked:
+        d.say("  validated offline (Kubernetes schemas in strict mode, KEDA and Karpenter schemas)")
+    return 0
+
+
+def _manifests_only(d: _Deployment, factory: ClientFactory) -> int:
+    outputs = {d.primary: stack_outputs(factory(d.primary), d.stack_name)}
+    for region in d.remote:
+        outputs[region] = stack_outputs(factory(region), d.region_stack)
+    return _write_manifests(d, outputs)
+
+
 def _deploy(d: _Deployment, factory: ClientFactory, runner: Runner) -> int:
     remote: list[RegionQueue] = []
     if d.remote:
@@ -272,6 +411,7 @@ def _deploy(d: _Deployment, factory: ClientFactory, runner: Runner) -> int:
             stack_name=d.region_stack,
             template_body=REGION_TEMPLATE.read_text(encoding="utf-8"),
             parameters=d.region_parameters,
+            region_parameters=d.per_region_parameters(),
             tags=d.tags,
             waiting=d.waiting,
             log=d.say,
@@ -286,12 +426,17 @@ def _deploy(d: _Deployment, factory: ClientFactory, runner: Runner) -> int:
     command = d.deploy_command(remote)
     d.say(f"$ {shlex.join(command)}")
     runner(command)
-    summary = _summary(d, stack_outputs(factory(d.primary), d.stack_name), remote)
+    primary_outputs = stack_outputs(factory(d.primary), d.stack_name)
+    summary = _summary(d, primary_outputs, remote)
     _print_summary(d, summary)
     if d.args.outputs_json:
         d.args.outputs_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         d.say(f"  (written to {d.args.outputs_json})")
-    return 0
+    if not d.args.worker_image:
+        d.say("  (give --worker-image to write the GPU worker manifests)")
+        return 0
+    outputs = {d.primary: primary_outputs} | {q.region: dict(q.outputs) for q in remote}
+    return _write_manifests(d, outputs)
 
 
 def _destroy(d: _Deployment, factory: ClientFactory) -> int:
@@ -304,6 +449,10 @@ def _destroy(d: _Deployment, factory: ClientFactory) -> int:
             "note: the prod ledger table has deletion protection; if the delete fails on "
             "IdempotencyTable, turn it off first (docs/deployment.md, Tear down)"
         )
+    d.say(
+        "note: a stack whose results bucket still holds results fails to delete; empty it "
+        "first: aws s3 rm s3://inference-results-<account>-<region>-" + d.env + " --recursive"
+    )
     delete_stack(factory(d.primary), d.stack_name, d.waiting, d.say)
     if d.remote:
         clients = {region: factory(region) for region in d.remote}
@@ -336,6 +485,8 @@ def main(
             _print_plan(d)
             return 0
         factory = client_factory or _boto3_factory(args.profile)
+        if args.manifests_only:
+            return _manifests_only(d, factory)
         if args.destroy:
             return _destroy(d, factory)
         return _deploy(d, factory, runner or subprocess_runner(REPO_ROOT))

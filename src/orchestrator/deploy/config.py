@@ -18,6 +18,7 @@ PRIMARY_TEMPLATE = INFRASTRUCTURE / "template.yaml"
 REGION_TEMPLATE = INFRASTRUCTURE / "region.yaml"
 SAMCONFIG = REPO_ROOT / "samconfig.toml"
 BUILT_TEMPLATE = REPO_ROOT / ".aws-sam" / "build" / "template.yaml"
+K8S_OUT = REPO_ROOT / "build" / "k8s"
 
 ENVIRONMENTS = ("dev", "prod")
 PROJECT_TAG = "inference-orchestrator"
@@ -26,7 +27,9 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # an SNS topic ARN belongs to one region.
 REGION_LOCAL_PARAMETERS = frozenset({"AlarmTopicArn"})
 # Parameters the deployer computes itself; a user override of them is an error.
-COMPUTED_PARAMETERS = frozenset({"Environment", "RemoteRegionQueues", "RemoteRegionQueueArns"})
+COMPUTED_PARAMETERS = frozenset(
+    {"Environment", "RemoteRegionQueues", "RemoteRegionQueueArns", "PrimaryRegion", "ClusterName"}
+)
 
 
 class ConfigurationError(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -45,6 +45,8 @@ class RegionQueue:
     url: str
     arn: str
     dead_letter_url: str | None = None
+    outputs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Every output of the stack (the worker manifests need more than the queue)."""
 
 
 def _quiet(_: str) -> None:
@@ -199,6 +201,7 @@ def region_queue_from_outputs(
         url=outputs["RegionQueueUrl"],
         arn=outputs["RegionQueueArn"],
         dead_letter_url=outputs.get("RegionDeadLetterQueueUrl"),
+        outputs=dict(outputs),
     )
 
 
@@ -238,16 +241,23 @@ def deploy_region_stacks(
     waiting: Waiting = Waiting(),
     log: Log = _quiet,
     parallel: bool = True,
+    region_parameters: Mapping[str, Mapping[str, str]] | None = None,
+    capabilities: Sequence[str] = ("CAPABILITY_IAM",),
 ) -> dict[str, RegionQueue]:
-    """Deploy region.yaml in every region of ``clients`` ({region: cloudformation client})."""
+    """Deploy region.yaml in every region of ``clients`` ({region: cloudformation client}).
+
+    ``region_parameters`` adds or overrides parameters of single regions (the EKS cluster
+    name differs per region). The stack creates IAM roles without names: ``CAPABILITY_IAM``.
+    """
 
     def one(region: str, cfn: Any) -> RegionQueue:
         outputs = deploy_stack(
             cfn,
             name=stack_name,
             template_body=template_body,
-            parameters=parameters,
+            parameters={**parameters, **(region_parameters or {}).get(region, {})},
             tags=tags,
+            capabilities=capabilities,
             waiting=waiting,
             log=lambda line: log(f"[{region}] {line}"),
         )
