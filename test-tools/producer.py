@@ -10,7 +10,7 @@ try:  # importing boto3 and pydantic takes a moment: Ctrl-C then is not a traceb
     from orchestrator.cli.send import run_as_script
 except KeyboardInterrupt:
     sys.stderr.write("error: interrupted\n")
-    sys.exit(130)
+    sys.exit(130)  # ExitCode.INTERRUPTED: the import that would name it is what was stopped
 
 if __name__ == "__main__":
     sys.exit(run_as_script("producer.py"))

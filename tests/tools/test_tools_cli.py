@@ -240,3 +240,24 @@ def test_readme_lists_every_malformed_kind_the_producer_sends() -> None:
     readme = (TOOLS / "README.md").read_text(encoding="utf-8")
     for kind in TRAFFIC_KINDS:
         assert f"| {kind} | `{BY_KIND[kind].error_code}` |" in readme, kind
+
+
+def test_rich_is_loaded_only_for_a_terminal_display() -> None:
+    """rich is the command-line tool's dependency: importing the commands (plain runs, CI) or
+    the Lambda's handler does not load it."""
+    modules = [
+        "orchestrator.cli.main",
+        "orchestrator.cli.send",
+        "orchestrator.cli.consume",
+        "orchestrator.cli.status",
+        "orchestrator.distributor.handler",
+    ]
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_env()
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

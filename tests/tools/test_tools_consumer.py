@@ -32,15 +32,15 @@ FAST = ["--wait-seconds", "0", "--idle-timeout", "0.3"]
 
 
 def forward(
-    client: Any,
-    url: str,
+    queue: tuple[Any, str],
     n: int,
     *,
     priority: str = "normal",
     age: float = 0.0,
     request_id: str | None = None,
 ) -> list[str]:
-    """Put n messages on a region queue the way the distributor forwards them."""
+    """Put n messages on a region queue (client, url) the way the distributor forwards them."""
+    client, url = queue
     ids = []
     sent_at = time.time() - age
     for _ in range(n):
@@ -70,7 +70,7 @@ def targets(queues: dict[str, tuple[Any, str]]) -> list[QueueTarget]:
 def test_prints_the_published_layout(region_queues, capsys) -> None:
     for region, n in zip(REGIONS, (2, 4, 3), strict=True):
         client, url = region_queues[region]
-        forward(client, url, n)
+        forward((client, url), n)
     code = consumer.main(["--max-messages", "10", *FAST], targets=targets(region_queues))
     assert code == 0
     out = capsys.readouterr().out
@@ -81,8 +81,8 @@ def test_prints_the_published_layout(region_queues, capsys) -> None:
 
 def test_latency_and_priority_sections(region_queues, capsys) -> None:
     client, url = region_queues["us-west-2"]
-    forward(client, url, 2, priority="high", age=2.0)
-    forward(client, url, 1, priority="low", age=2.0)
+    forward((client, url), 2, priority="high", age=2.0)
+    forward((client, url), 1, priority="low", age=2.0)
     assert consumer.main(["--max-messages", "3", *FAST], targets=targets(region_queues)) == 0
     lines = capsys.readouterr().out.splitlines()
     forwarded = lines[lines.index("Latency since forwarded_at (ms)") + 1 :][:3]
@@ -98,7 +98,7 @@ def test_latency_and_priority_sections(region_queues, capsys) -> None:
 
 def test_max_messages_stops_and_releases_the_excess(region_queues, capsys) -> None:
     client, url = region_queues["us-east-1"]
-    forward(client, url, 8)
+    forward((client, url), 8)
     argv = ["--max-messages", "3", "--wait-seconds", "0", "--idle-timeout", "5", "--json"]
     started = time.monotonic()
     assert consumer.main(argv, targets=targets(region_queues)) == 0
@@ -118,7 +118,7 @@ def test_idle_timeout_with_empty_queues(region_queues, capsys) -> None:
 
 def test_no_delete_leaves_messages_in_flight(region_queues, capsys) -> None:
     client, url = region_queues["us-west-1"]
-    forward(client, url, 4)
+    forward((client, url), 4)
     assert consumer.main(["--no-delete", *FAST], targets=targets(region_queues)) == 0
     assert "Total: 4 messages" in capsys.readouterr().out
     attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -127,9 +127,9 @@ def test_no_delete_leaves_messages_in_flight(region_queues, capsys) -> None:
 
 def test_json_output_and_duplicate_request_ids(region_queues, capsys) -> None:
     east, west = region_queues["us-east-1"], region_queues["us-west-2"]
-    forward(*east, 1, request_id="req-dup", priority="high")
-    forward(*west, 1, request_id="req-dup", priority="high")
-    forward(*west, 1)
+    forward(east, 1, request_id="req-dup", priority="high")
+    forward(west, 1, request_id="req-dup", priority="high")
+    forward(west, 1)
     assert consumer.main(["--json", *FAST], targets=targets(region_queues)) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["total"] == 3
@@ -249,7 +249,7 @@ def test_max_messages_below_the_backlog_samples_every_region_by_its_share(
 ) -> None:
     """The first queue to answer must not fill the count: 6 of 12 waiting (8, 4, 0) is 4 + 2."""
     for region, n in zip(REGIONS, (8, 4, 0), strict=True):
-        forward(*region_queues[region], n)
+        forward(region_queues[region], n)
     argv = ["--max-messages", "6", "--wait-seconds", "0", "--idle-timeout", "3", "--json"]
     assert consumer.main(argv, targets=targets(region_queues)) == 0
     stats = json.loads(capsys.readouterr().out)
@@ -264,8 +264,8 @@ def test_max_messages_below_the_backlog_samples_every_region_by_its_share(
 
 
 def test_text_output_says_what_the_numbers_mean(region_queues, capsys) -> None:
-    forward(*region_queues["us-west-2"], 4)
-    forward(*region_queues["us-east-1"], 2)
+    forward(region_queues["us-west-2"], 4)
+    forward(region_queues["us-east-1"], 2)
     assert consumer.main(["--max-messages", "3", *FAST], targets=targets(region_queues)) == 0
     out = capsys.readouterr().out
     assert "us-east-1: 1 messages (33.3%)\nus-west-2: 2 messages (66.7%)" in out
@@ -285,7 +285,7 @@ def test_proportional_quotas_add_up_and_follow_the_backlog() -> None:
 
 def test_ctrl_c_while_polling_prints_the_statistics_and_exits_130(region_queues, capsys) -> None:
     client, url = region_queues["us-west-1"]
-    forward(client, url, 2)
+    forward((client, url), 2)
 
     class CtrlCAfterFirstReceive:
         """Delivers Ctrl-C to the main thread, as the terminal would, once polling runs."""
@@ -303,7 +303,7 @@ def test_ctrl_c_while_polling_prints_the_statistics_and_exits_130(region_queues,
                 _thread.interrupt_main()
             return response
 
-    target = [QueueTarget("us-west-1", url, CtrlCAfterFirstReceive())]  # type: ignore[arg-type]
+    target = [QueueTarget("us-west-1", url, CtrlCAfterFirstReceive())]
     argv = ["--wait-seconds", "0", "--idle-timeout", "30"]
     assert consumer.main(argv, targets=target) == 130
     captured = capsys.readouterr()
@@ -318,14 +318,14 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(region_queues, capsys) -> No
         def __getattr__(self, name: str) -> Any:
             raise KeyboardInterrupt
 
-    target = [QueueTarget("us-east-1", url, CtrlCOnFirstCall())]  # type: ignore[arg-type]
+    target = [QueueTarget("us-east-1", url, CtrlCOnFirstCall())]
     assert consumer.main(FAST, targets=target) == 130
     captured = capsys.readouterr()
     assert captured.err == "error: interrupted\n" and captured.out == ""
 
 
 def test_live_display_counts_each_region_against_its_quota(region_queues) -> None:
-    forward(*region_queues["us-west-2"], 3)
+    forward(region_queues["us-west-2"], 3)
     target = targets(region_queues)
     live = Consumer(target, max_messages=2, quotas={"us-west-2": 2}, wait_seconds=0, idle_timeout=1)
     live.run()
@@ -340,7 +340,7 @@ def test_live_display_counts_each_region_against_its_quota(region_queues) -> Non
 def test_plain_output_has_no_terminal_codes_and_rich_output_is_coloured(
     region_queues, capsys, monkeypatch
 ) -> None:
-    forward(*region_queues["us-east-1"], 2)
+    forward(region_queues["us-east-1"], 2)
     assert consumer.main(FAST, targets=targets(region_queues)) == 0
     plain = capsys.readouterr()
     assert "\x1b[" not in plain.out + plain.err
@@ -348,11 +348,11 @@ def test_plain_output_has_no_terminal_codes_and_rich_output_is_coloured(
     from orchestrator.cli import output
 
     monkeypatch.setattr(output, "interactive", lambda stream: True)
-    forward(*region_queues["us-east-1"], 2)
+    forward(region_queues["us-east-1"], 2)
     assert consumer.main(FAST, targets=targets(region_queues)) == 0
     coloured = capsys.readouterr().out
     assert "Message Distribution Statistics" in coloured and "\x1b[" in coloured
-    forward(*region_queues["us-east-1"], 2)
+    forward(region_queues["us-east-1"], 2)
     assert consumer.main([*FAST, "--plain"], targets=targets(region_queues)) == 0
     forced = capsys.readouterr()
     assert forced.out.startswith("=" * 40) and "\x1b[" not in forced.out + forced.err

@@ -165,6 +165,6 @@ def test_unprocessed_keys_are_asked_again_after_a_backoff(table) -> None:
 
     slept: list[float] = []
     record_sleep: Callable[[float], None] = slept.append
-    reader = RequestTable(Throttled(), TABLE, sleep=record_sleep)  # type: ignore[arg-type]
+    reader = RequestTable(Throttled(), TABLE, sleep=record_sleep)
     assert sorted(reader.get_many(["a", "b", "c"])) == ["a", "b", "c"]
     assert len(slept) == 1 and 0 <= slept[0] <= 0.05

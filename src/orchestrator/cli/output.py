@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -189,7 +188,9 @@ class Output:
         else:
             print(message, file=self.stderr, flush=True)
 
-    def progress(self, total: int, label: str, unit: str, *, force: bool = False) -> Any:
+    def progress(
+        self, total: int, label: str, unit: str, *, force: bool = False
+    ) -> ProgressDisplay:
         """A bar on a terminal; lines per tenth when `force`d elsewhere; else nothing."""
         display: ProgressDisplay
         if self.rich_err:
@@ -208,11 +209,3 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
-
-
-@contextmanager
-def closing_progress(display: ProgressDisplay) -> Iterator[ProgressDisplay]:
-    try:
-        yield display
-    finally:
-        display.close()
