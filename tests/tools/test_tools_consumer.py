@@ -308,6 +308,7 @@ def test_ctrl_c_while_polling_prints_the_statistics_and_exits_130(region_queues,
     assert consumer.main(argv, targets=target) == 130
     captured = capsys.readouterr()
     assert "Total: " in captured.out
+    assert "Counted: the messages received before the run stopped (interrupted)" in captured.out
     assert captured.err == "error: interrupted\n"
 
 

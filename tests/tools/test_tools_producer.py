@@ -342,6 +342,31 @@ def test_a_region_that_contradicts_the_stack_file_is_named(tmp_path, monkeypatch
     assert "created this queue in us-east-1" in err and err.count("\n") == 1
 
 
+def test_a_local_stack_url_given_by_hand_gets_the_stack_region_and_table(
+    tmp_path, monkeypatch
+) -> None:
+    """The local stack's URLs do not say their region; the stack file does, even when the
+    URL is typed rather than read from it."""
+    from tools_support import write_stack_file
+
+    endpoint = "http://127.0.0.1:4566"
+    master = f"{endpoint}/123456789012/master"
+    path = tmp_path / "stack.json"
+    write_stack_file(path, endpoint, master, {})
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "primary_region": "us-west-2"}))
+    monkeypatch.setenv("ORCHESTRATOR_STACK_FILE", str(path))
+    args = producer.build_parser().parse_args(["--queue-url", master, "--wait"])
+    target = producer.resolve_target(args)
+    assert (target.region, target.endpoint_url) == ("us-west-2", endpoint)
+    assert producer.resolve_table(args, target) == ("inference-idempotency-dev", "us-west-2")
+    # a URL the stack does not list: the configured default region, the URL's own host
+    other = producer.resolve_target(
+        producer.build_parser().parse_args(["--queue-url", "http://127.0.0.1:9/1/q"])
+    )
+    assert (other.region, other.endpoint_url) == ("us-east-1", "http://127.0.0.1:9")
+
+
 def test_an_unknown_configured_region_is_refused_before_any_call(monkeypatch, capsys) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: no call may be made
     monkeypatch.setenv("AWS_DEFAULT_REGION", "mars-central-9")

@@ -302,7 +302,8 @@ def _main(
         delete=not args.no_delete,
         on_message=_log_message(output) if args.verbose else None,
     )
-    with output.live(_live_counts(consumer)):
+    # with --verbose the lines on stderr are the progress; a live table would tear them
+    with output.live(None if args.verbose else _live_counts(consumer)):
         stats = consumer.run()
     stats.backlog = backlog
     stats.sampled = quotas is not None

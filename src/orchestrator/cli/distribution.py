@@ -136,6 +136,11 @@ class Stats:
     def counting_note(self) -> str:
         """What the counts above mean, in a sentence."""
         total = self.backlog_total
+        if self.stopped in ("interrupted", "error"):
+            return (
+                f"Counted: the messages received before the run stopped ({self.stopped}); "
+                "a partial count may favour the faster queues"
+            )
         if self.sampled and total is not None:
             return (
                 f"Counted: a sample of {self.total} of the {total} waiting messages, taken from "

@@ -85,7 +85,7 @@ class SendTarget:
     endpoint_url: str | None
     session: boto3.Session
     stack: LocalStack | None
-    """The local stack the queue belongs to, when it came from the stack file."""
+    """The local stack the queue belongs to (from the stack file, or a URL it lists)."""
 
 
 def build_parser(prog: str = "orchestrator send") -> argparse.ArgumentParser:
@@ -209,9 +209,13 @@ def _validate_requests(
 
 def resolve_target(args: argparse.Namespace) -> SendTarget:
     """Queue, region and endpoint from the flags or the local stack file, all checked."""
-    stack: LocalStack | None = None
+    stack: LocalStack | None
     if args.queue_url:
         queue_url = args.queue_url
+        # a URL of the running local stack, given by hand, still gets the stack's region,
+        # endpoint and table; a stack file that does not know the URL has no say
+        known = _stack_quietly()
+        stack = known if known and known.region_of(queue_url) else None
     elif args.endpoint_url:
         raise UsageError("--queue-url is required when --endpoint-url is given")
     else:
@@ -224,12 +228,12 @@ def resolve_target(args: argparse.Namespace) -> SendTarget:
         queue_url = stack.master_queue_url
     session = make_session(args.profile)
     if args.region:
-        check_queue_region(queue_url, args.region, "--region", stack or _stack_quietly())
+        check_queue_region(queue_url, args.region, "--region", stack)
         region = args.region
     else:
         region = (
             region_from_queue_url(queue_url)
-            or (stack.primary_region if stack else None)
+            or (stack.region_of(queue_url) if stack else None)
             or default_region(session)
         )
     endpoint = endpoint_for(queue_url, args.endpoint_url or (stack.endpoint_url if stack else None))
@@ -237,8 +241,8 @@ def resolve_target(args: argparse.Namespace) -> SendTarget:
 
 
 def _stack_quietly() -> LocalStack | None:
-    """The stack file, only to explain a region mismatch: a broken one is not this run's
-    business when the queue came from the flags."""
+    """The stack file when the queue came from the flags: a broken one is not this run's
+    business then."""
     try:
         return load_stack()
     except StackFileError:
