@@ -1,8 +1,10 @@
 """A discrete-time model of region queues and their GPU consumers, read through the real
-`DepthCache` and routed by the real strategies.
+`DepthCache` and routed by one real `Router` (a single container).
 
 Each tick every region's consumers take up to `capacity` messages into service (in flight for
 that tick), then `arrivals` new messages are routed, in batches of 10 as the distributor would.
+Ticks stand for seconds (the cache's TTL and the routing's trust in old figures read them so).
+The whole path with many containers is `orchestrator simulate`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from orchestrator.core.depth import DepthCache
-from orchestrator.core.routing import assign_regions
+from orchestrator.core.routing import DEFAULT_STRATEGY, Router
 
 
 @dataclass
@@ -45,7 +47,7 @@ def simulate(
     arrivals: int,
     ticks: int = 3000,
     *,
-    strategy: str = "expected-wait",
+    strategy: str = DEFAULT_STRATEGY,
     ttl: float = 5.0,
     kill: tuple[str, int] | None = None,
     seed: int = 1,
@@ -62,7 +64,7 @@ def simulate(
             clock=lambda: now[0],
             rng=random.Random(seed),
         )
-        rng = random.Random(seed)
+        router = Router(strategy, 10**9, random.Random(seed))
         for tick in range(ticks):
             now[0] = float(tick)
             if kill and tick == kill[1]:
@@ -74,7 +76,7 @@ def simulate(
             while left > 0:
                 batch = min(10, left)
                 left -= batch
-                chosen = assign_regions(strategy, cache.snapshot(), batch, rng, 10**9)
+                chosen = router.assign(cache.snapshot(), batch)
                 for name in chosen:
                     assert name is not None
                     region = regions[name]

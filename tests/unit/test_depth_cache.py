@@ -118,3 +118,102 @@ def test_cooling_down_regions_are_marked_unavailable(pool):
     }
     clock.now = 31
     assert health.is_available("a")
+
+
+# -- the presence seam, ages and preemptions ----------------------------------------------------
+
+
+class Presence:
+    """A presence reader: live capacity per region, or a failure."""
+
+    def __init__(self, reading=None, fail=False):
+        self.reading, self.fail, self.calls = dict(reading or {}), fail, 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.fail:
+            raise ConnectionError("presence table unreachable")
+        return self.reading
+
+
+def with_presence(clients, pool, clock, presence, ttl=10.0):
+    return DepthCache(
+        {r: f"url-{r}" for r in clients},
+        clients,
+        ttl,
+        pool,
+        clock,
+        random.Random(3),
+        presence=presence,
+    )
+
+
+def by_region(cache):
+    return {load.region: load for load in cache.snapshot()}
+
+
+def test_live_capacity_comes_from_presence_and_an_absent_region_has_none(pool):
+    clients = {"a": FakeSqs(3, 10), "b": FakeSqs(0, 0)}
+    presence = Presence({"a": 4.0})
+    loads = by_region(with_presence(clients, pool, Clock(), presence))
+    assert loads["a"].live_capacity == 4.0  # ten in flight, but four GPUs alive: six zombies
+    assert loads["b"].live_capacity == 0.0
+    assert presence.calls == 1
+
+
+def test_presence_is_read_once_per_refresh(pool):
+    clock, presence = Clock(), Presence({"a": 2.0})
+    cache = with_presence({"a": FakeSqs()}, pool, clock, presence)
+    for _ in range(3):
+        cache.snapshot()
+    clock.now = 100
+    cache.snapshot()
+    assert presence.calls == 2 == cache.refreshes
+
+
+def test_without_presence_or_when_it_fails_live_capacity_is_unknown(pool):
+    clients = {"a": FakeSqs(3, 2)}
+    assert by_region(make(clients, pool, Clock()))["a"].live_capacity is None
+    failing = by_region(with_presence(clients, pool, Clock(), Presence(fail=True)))["a"]
+    assert failing.live_capacity is None
+    assert (failing.visible, failing.in_flight, failing.stale) == (3, 2, False)
+
+
+def test_age_counts_from_the_last_successful_read(pool):
+    clients = {"a": FakeSqs(1, 1), "b": FakeSqs(1, 1)}
+    clock = Clock()
+    cache = make(clients, pool, clock)
+    assert by_region(cache)["a"].age == 0
+    clock.now = 5
+    assert by_region(cache)["a"].age == 5
+    clients["b"].fail = True
+    clock.now = 50
+    loads = by_region(cache)
+    assert loads["a"].age == 0
+    assert loads["b"].age == 50 and loads["b"].stale
+
+
+def test_a_sudden_fall_of_live_capacity_is_remembered_as_a_preemption(pool):
+    clock, presence = Clock(), Presence({"a": 8.0, "b": 8.0})
+    cache = with_presence({"a": FakeSqs(), "b": FakeSqs()}, pool, clock, presence)
+    assert by_region(cache)["a"].since_drop == float("inf")
+    presence.reading = {"a": 2.0, "b": 7.0}  # a loses three quarters; b one of eight
+    clock.now = 20
+    loads = by_region(cache)
+    assert loads["a"].since_drop == 0
+    assert loads["b"].since_drop == float("inf")
+    clock.now = 25
+    assert by_region(cache)["a"].since_drop == 5
+
+
+def test_without_presence_a_fall_of_in_flight_under_a_backlog_is_a_preemption(pool):
+    clients = {"a": FakeSqs(visible=5, in_flight=8)}
+    clock = Clock()
+    cache = make(clients, pool, clock)
+    cache.snapshot()
+    clients["a"].visible, clients["a"].in_flight = 0, 1  # drained: says nothing about capacity
+    clock.now = 20
+    assert by_region(cache)["a"].since_drop == float("inf")
+    clients["a"].visible, clients["a"].in_flight = 30, 2  # a backlog, and only two at work
+    clock.now = 40
+    assert by_region(cache)["a"].since_drop == 0

@@ -5,16 +5,24 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.core.routing import (
+    DEFAULT_STRATEGY,
+    FRESH_SECONDS,
+    STRATEGY_NAMES,
     RegionLoad,
+    Router,
     assign_regions,
     expected_wait_weights,
     inverse_depth_weights,
+    preemption_factor,
     region_weights,
     select_region,
+    smooth_capacity_weights,
+    trust,
 )
 
 REGIONS = ["us-east-1", "us-west-2", "us-west-1", "eu-west-1"]
@@ -26,12 +34,15 @@ loads_strategy = st.lists(
         visible=st.integers(0, 10_000),
         in_flight=st.integers(0, 200),
         available=st.booleans(),
+        live_capacity=st.none() | st.floats(0, 64),
+        age=st.floats(0, 600),
+        since_drop=st.floats(0, 3600) | st.just(float("inf")),
     ),
     min_size=0,
     max_size=4,
     unique_by=lambda load: load.region,
 )
-strategies = st.sampled_from(["expected-wait", "inverse-depth"])
+strategies = st.sampled_from(STRATEGY_NAMES)
 
 
 @given(loads_strategy, strategies, st.integers(1, 10_000), st.randoms(use_true_random=False))
@@ -151,11 +162,184 @@ def test_unavailable_regions_are_skipped_even_when_emptiest():
     }
 
 
+# -- smooth-capacity and the Router ----------------------------------------------------------
+
+
+def shares_of(router, loads, messages):
+    """Shares over `messages` choices, each made on the same loads (no pending builds up)."""
+    counts = Counter(router.assign(loads, 1)[0] for _ in range(messages))
+    return counts
+
+
+@settings(max_examples=200)
+@given(
+    loads_strategy,
+    st.sampled_from(STRATEGY_NAMES),
+    st.integers(1, 10_000),
+    st.integers(0, 40),
+    st.integers(0, 2**32),
+)
+def test_a_router_never_picks_an_ineligible_region(loads, strategy, max_depth, count, seed):
+    router = Router(strategy, max_depth, random.Random(seed))
+    chosen = router.assign(loads, count)
+    added = Counter(chosen)
+    for region in (r for r in added if r is not None):
+        load = next(x for x in loads if x.region == region)
+        assert load.available
+        assert load.visible + added[region] <= max_depth
+        weights = region_weights(strategy, loads, max_depth)
+        assert weights[region] > 0
+
+
+capacities = st.lists(st.integers(1, 24), min_size=1, max_size=4)
+
+
+@given(capacities, st.integers(0, 2**32), st.floats(0, 120))
+def test_at_equal_waits_a_routers_shares_converge_to_capacity(caps, seed, age):
+    """Idle regions all promise a wait of zero: the split is the capacity split, and the deficit
+    counters keep every region within two messages of its exact share at any point."""
+    loads = [
+        RegionLoad(REGIONS[i], 0, 0, live_capacity=float(c), age=age) for i, c in enumerate(caps)
+    ]
+    router = Router(DEFAULT_STRATEGY, 5000, random.Random(seed))
+    counts = Counter()
+    for sent in range(1, 301):
+        counts[router.assign(loads, 1)[0]] += 1
+        for load in loads:
+            exact = sent * load.live_capacity / sum(caps)
+            assert abs(counts[load.region] - exact) <= 2
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 500), st.integers(1, 40), st.floats(0, 64)), min_size=1),
+    st.floats(0, 600),
+)
+def test_a_region_with_no_live_capacity_gets_nothing(others, age):
+    """While another region works (if none does, every queue buffers: see below)."""
+    dead = RegionLoad("dead", 0, 0, live_capacity=0.0, age=age)
+    alive = [
+        RegionLoad(f"r{i}", v, f, live_capacity=c + 1, age=age)
+        for i, (v, f, c) in enumerate(others)
+    ]
+    assert smooth_capacity_weights([dead, *alive])["dead"] == 0
+    router = Router(DEFAULT_STRATEGY, 10**9, random.Random(1))
+    assert "dead" not in router.assign([dead, *alive], 50)
+
+
+def _distance_to_capacity_split(loads):
+    weights = smooth_capacity_weights(loads)
+    total = sum(weights.values())
+    capacity = sum(x.live_capacity for x in loads)
+    return sum(abs(weights[x.region] / total - x.live_capacity / capacity) for x in loads)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(1, 24)), min_size=2, max_size=4),
+    st.floats(0, 300),
+    st.floats(0, 300),
+)
+def test_an_older_snapshot_moves_the_weights_toward_the_capacity_split(regions, age, more):
+    def at(seconds):
+        return [
+            RegionLoad(f"r{i}", visible, cap, live_capacity=float(cap), age=seconds)
+            for i, (visible, cap) in enumerate(regions)
+        ]
+
+    assert (
+        _distance_to_capacity_split(at(age + more)) <= _distance_to_capacity_split(at(age)) + 1e-9
+    )
+
+
+def test_a_fresh_snapshot_steers_away_from_a_backlog_and_an_old_one_barely():
+    def loads(age):
+        return [
+            RegionLoad("backlogged", 40, 8, live_capacity=8.0, age=age),
+            RegionLoad("idle", 0, 0, live_capacity=8.0, age=age),
+        ]
+
+    fresh, old = smooth_capacity_weights(loads(0)), smooth_capacity_weights(loads(600))
+    assert fresh["backlogged"] / fresh["idle"] < 0.001
+    assert 0.5 < old["backlogged"] / old["idle"] <= 1
+    assert trust(0) == 1 and trust(FRESH_SECONDS) == 0.5 and trust(float("inf")) == 0
+
+
+def test_zombie_in_flight_counts_as_capacity_for_expected_wait_but_not_with_proof_of_work():
+    """Ten messages invisible with no worker: SQS shows ten busy GPUs, presence shows none."""
+    zombie = RegionLoad("zombie", 0, 10, live_capacity=0.0)
+    healthy = RegionLoad("healthy", 20, 10, live_capacity=10.0)
+    assert (
+        expected_wait_weights([zombie, healthy])["zombie"]
+        > expected_wait_weights([zombie, healthy])["healthy"]
+    )
+    assert smooth_capacity_weights([zombie, healthy])["zombie"] == 0
+
+
+def test_without_presence_the_sqs_estimate_is_the_capacity():
+    loads = [RegionLoad("stalled", 40, 0), RegionLoad("busy", 40, 4), RegionLoad("idle", 0, 0)]
+    weights = smooth_capacity_weights(loads)
+    assert weights["stalled"] == 0 and weights["busy"] > 0 and weights["idle"] > 0
+
+
+def test_workers_that_say_they_live_while_a_backlog_sits_untouched_are_not_counted():
+    assert (
+        smooth_capacity_weights(
+            [
+                RegionLoad("stuck", 30, 0, live_capacity=8.0),
+                RegionLoad("ok", 30, 8, live_capacity=8.0),
+            ]
+        )["stuck"]
+        == 0
+    )
+
+
+def test_a_recently_preempted_region_gets_less_and_is_forgiven_over_minutes():
+    def weight(since_drop):
+        loads = [
+            RegionLoad("preempted", 0, 0, live_capacity=4.0, since_drop=since_drop),
+            RegionLoad("steady", 0, 0, live_capacity=4.0),
+        ]
+        w = smooth_capacity_weights(loads)
+        return w["preempted"] / w["steady"]
+
+    assert weight(0) == 0.5
+    assert weight(0) < weight(120) < weight(600) < weight(3600) < 1
+    assert preemption_factor(float("inf")) == 1
+
+
+def test_every_region_without_capacity_still_buffers():
+    loads = [RegionLoad("a", 9, 0, live_capacity=0.0), RegionLoad("b", 99, 0, live_capacity=0.0)]
+    assert smooth_capacity_weights(loads) == {"a": 0.1, "b": 0.01}
+
+
+def test_a_router_spreads_one_batch_by_capacity_instead_of_drawing_at_random():
+    loads = [
+        RegionLoad("big", 0, 0, live_capacity=6.0, age=600),
+        RegionLoad("small", 0, 0, live_capacity=2.0, age=600),
+    ]
+    for seed in range(20):
+        batch = Router(DEFAULT_STRATEGY, 5000, random.Random(seed)).assign(loads, 8)
+        assert Counter(batch)["small"] in (1, 2, 3)  # 2 of 8, give or take the start phase
+
+
+def test_fresh_routers_do_not_all_start_on_the_same_region():
+    loads = [RegionLoad(r, 0, 0, live_capacity=4.0) for r in REGIONS]
+    first = {
+        Router(DEFAULT_STRATEGY, 5000, random.Random(s)).assign(loads, 1)[0] for s in range(20)
+    }
+    assert len(first) > 1
+
+
+def test_an_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="unknown routing strategy"):
+        Router("round-robin")
+
+
 # -- the strategies in a queueing model, read through the real DepthCache -----------------------
 
 from support.queue_sim import simulate  # noqa: E402
 
 CAPACITIES = {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
+CACHED = ["smooth-capacity", "expected-wait"]
 
 
 def percentile(values, q):
@@ -163,8 +347,9 @@ def percentile(values, q):
     return ordered[int(q * (len(ordered) - 1))]
 
 
-def test_at_full_load_shares_follow_capacity_and_waits_stay_short():
-    regions = simulate(CAPACITIES, arrivals=7)
+@pytest.mark.parametrize("strategy", CACHED)
+def test_at_full_load_shares_follow_capacity_and_waits_stay_short(strategy):
+    regions = simulate(CAPACITIES, arrivals=7, strategy=strategy)
     total = sum(r.received for r in regions.values())
     for name, capacity in CAPACITIES.items():
         assert abs(regions[name].received / total - capacity / 7) < 0.03
@@ -172,16 +357,20 @@ def test_at_full_load_shares_follow_capacity_and_waits_stay_short():
     assert percentile(waits, 0.99) < 15
 
 
-def test_expected_wait_beats_the_published_formula_on_the_small_region():
-    ours = simulate(CAPACITIES, arrivals=6)
+@pytest.mark.parametrize("strategy", CACHED)
+def test_capacity_aware_strategies_beat_the_published_formula_on_the_small_region(strategy):
+    ours = simulate(CAPACITIES, arrivals=6, strategy=strategy)
     published = simulate(CAPACITIES, arrivals=6, strategy="inverse-depth")
     small = "us-west-1"
     assert percentile(ours[small].waits, 0.9) * 2 < percentile(published[small].waits, 0.9)
 
 
-def test_a_region_that_loses_its_consumers_stops_receiving_after_one_refresh():
+@pytest.mark.parametrize("strategy", CACHED)
+def test_a_region_that_loses_its_consumers_stops_receiving_after_one_refresh(strategy):
     ticks, dies_at = 2000, 1000
-    regions = simulate(CAPACITIES, arrivals=4, ticks=ticks, kill=("us-east-1", dies_at), ttl=5)
+    regions = simulate(
+        CAPACITIES, arrivals=4, ticks=ticks, kill=("us-east-1", dies_at), ttl=5, strategy=strategy
+    )
     dead = regions["us-east-1"]
     # What it got after dying: at most the messages routed before the next refresh saw it.
     stranded = dead.waiting + dead.in_service
