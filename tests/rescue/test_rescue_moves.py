@@ -292,3 +292,19 @@ def test_an_unreadable_memory_skips_the_run(world: World) -> None:
 
     assert report["skipped"] == "memory-unreadable"
     assert world.calls("receive_message") == 0
+
+
+def test_two_stalled_regions_are_rescued_concurrently_and_never_into_each_other(
+    world: World,
+) -> None:
+    world.give_worker(HEALTHY_A)
+    from_stalled = world.seed(STALLED, 14)
+    from_b = world.seed(HEALTHY_B, 9)  # B has lost its consumers too
+
+    report = world.app().handle()
+
+    assert report["stranded"] == {STALLED: "no-consumers", HEALTHY_B: "no-consumers"}
+    assert sorted(_ids(world, HEALTHY_A)) == sorted(from_stalled + from_b)
+    assert world.depth(STALLED) == (0, 0) and world.depth(HEALTHY_B) == (0, 0)
+    assert report["regions"][STALLED]["moved"] == {HEALTHY_A: 14}
+    assert report["regions"][HEALTHY_B]["moved"] == {HEALTHY_A: 9}
