@@ -1,16 +1,23 @@
 """The local stack: the whole system on one machine (docs/local-stack.md).
 
+A development tool beside the shipped package: it adds the `local`, `demo` and `invoke`
+subcommands to the `orchestrator` command, and uses the core's contracts (`orchestrator.core`:
+request, attributes, dead letters, SQS helpers, the stack file, the background loop) instead
+of copies of them.
+
 Modules, bottom up:
 
-- `cfn`, `templates`: read infrastructure/*.yaml into queue, table and function specs;
+- `cfn`, `templates`: read infrastructure/*.yaml into queue, table and function specs (`cfn`
+  is the repository's one CloudFormation reader; the template tests use it too);
 - `server`: moto's server in a thread, and `LocalSession` (local endpoint, fake credentials);
-- `resources`, `stack`, `stackfile`: create the specs' resources, describe them
-  (`LocalStack`), advertise them in `.local-stack.json`;
+- `resources`, `stack`, `stackfile`: create the specs' resources (`StackResources`), start a
+  whole stack, and write the stack file the core's `LocalStack` reader reads;
 - `lambda_runtime`, `poller`, `distributor`: Lambda's SQS event source locally, driving the
   real `orchestrator.distributor.handler`;
 - `workers`, `depths`, `traffic`, `summary`, `report`: simulated GPU consumers, queue depth
   sampling, demo traffic, the audit and the HTML report;
-- `demo`, `console`, `invoke`: the `make demo`, `make local` and `make invoke` entry points.
+- `demo`; `console` with `console_view` and `hints`; `invoke` with `event_file` and
+  `invoke_report`: the `orchestrator demo`, `local` and `invoke` commands.
 
 Nothing is imported here: each entry point pulls in only what it needs.
 """
