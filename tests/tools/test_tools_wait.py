@@ -4,6 +4,7 @@ worker would (`RequestRecord.to_item`), read back with BatchGetItem while the co
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -168,3 +169,39 @@ def test_unprocessed_keys_are_asked_again_after_a_backoff(table) -> None:
     reader = RequestTable(Throttled(), TABLE, sleep=record_sleep)
     assert sorted(reader.get_many(["a", "b", "c"])) == ["a", "b", "c"]
     assert len(slept) == 1 and 0 <= slept[0] <= 0.05
+
+
+def test_on_a_terminal_results_print_above_a_live_count(master, table, capsys, monkeypatch) -> None:
+    from orchestrator.cli import output
+
+    monkeypatch.setattr(output, "interactive", lambda stream: True)
+    steps = [
+        [request_record("job-1", "RUNNING")],
+        [request_record("job-1", "SUCCEEDED", result="7"), request_record("job-2", "FORWARDED")],
+        [request_record("job-2", "SUCCEEDED", result="8")],
+    ]
+    assert send(master, Scripted(table, steps), "--count", "2") == 0
+    captured = capsys.readouterr()
+    # both streams are the one terminal: results go through the live display, above its table
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", captured.err)
+    assert "job-1  SUCCEEDED  us-west-2  7" in shown and "job-2  SUCCEEDED  us-west-2  8" in shown
+    assert "\x1b[32mjob-1" in captured.err  # green
+    assert "Waiting for 2 requests" in shown and "waiting:" not in shown  # a table, not lines
+    assert "2 done (2 succeeded)" in captured.out
+
+
+def test_the_live_count_shows_each_stage() -> None:
+    from rich.console import Console
+
+    report = wait.WaitReport(["a", "b", "c", "d"], timeout=60)
+    report.records = {
+        "b": request_record("b", "FORWARDED"),
+        "c": request_record("c", "RUNNING"),
+        "d": request_record("d", "EXPIRED"),
+    }
+    console = Console(record=True, width=80)
+    console.print(wait.render_stages(report, elapsed=12.4))
+    text = console.export_text()
+    assert "Waiting for 4 requests" in text
+    row = next(line for line in text.splitlines() if "/ 60 s" in line)
+    assert row.replace("│", " ").split() == ["1", "1", "1", "1", "12", "/", "60", "s"]

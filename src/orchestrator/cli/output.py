@@ -141,7 +141,9 @@ class LiveDisplay:
             self._live.stop()
 
     def print(self, text: str, renderable: RenderableType | None = None) -> None:
-        """A result line on stdout; above the live table when both share the terminal."""
+        """A result line for stdout. When stdout and stderr are both the terminal, it goes
+        through the live display (on stderr) so it lands above the table instead of being
+        overwritten by its next redraw; when stdout is redirected, it goes to stdout as is."""
         if self._live is not None and self.output.rich_out:
             self._live.console.print(renderable if renderable is not None else text)
         else:

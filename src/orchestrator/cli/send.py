@@ -309,7 +309,7 @@ def _wait_for(
     output: Output, args: argparse.Namespace, table: RequestTable, ids: list[str]
 ) -> WaitReport:
     waiter = Waiter(table, ids, timeout=args.wait_timeout)
-    with output.live(lambda: render_stages(waiter.report)) as live:
+    with output.live(lambda: render_stages(waiter.report, waiter.elapsed())) as live:
         if not args.json:
             waiter.on_done = lambda record: live.print(result_line(record), result_text(record))
         if not output.rich_err:

@@ -105,7 +105,7 @@ def result_text(record: RequestRecord) -> RenderableType:
     return Text(result_line(record), style=style)
 
 
-def render_stages(report: WaitReport) -> RenderableType:
+def render_stages(report: WaitReport, elapsed: float) -> RenderableType:
     from rich.table import Table
 
     stages = report.stages()
@@ -115,7 +115,7 @@ def render_stages(report: WaitReport) -> RenderableType:
     table.add_column("elapsed", justify="right")
     table.add_row(
         *(str(stages[stage]) for stage in STAGES),
-        f"{report.elapsed:.0f} / {report.timeout:g} s",
+        f"{elapsed:.0f} / {report.timeout:g} s",
     )
     return table
 
@@ -140,6 +140,11 @@ class Waiter:
         self.on_change = on_change
         self.clock = clock
         self.sleep = sleep
+        self._start: float | None = None
+
+    def elapsed(self) -> float:
+        """Seconds since `run` began (for a display refreshed between polls)."""
+        return 0.0 if self._start is None else self.clock() - self._start
 
     def _poll(self, pending: list[str]) -> bool:
         """Read the pending records; True when any moved on."""
@@ -162,7 +167,7 @@ class Waiter:
         ]
 
     def run(self) -> WaitReport:
-        start = self.clock()
+        start = self._start = self.clock()
         deadline = start + self.report.timeout
         interval = POLL_MIN
         try:
