@@ -205,3 +205,19 @@ def test_the_live_count_shows_each_stage() -> None:
     assert "Waiting for 4 requests" in text
     row = next(line for line in text.splitlines() if "/ 60 s" in line)
     assert row.replace("│", " ").split() == ["1", "1", "1", "1", "12", "/", "60", "s"]
+
+
+def test_ctrl_c_while_waiting_prints_where_requests_are_and_exits_130(
+    master, table, capsys
+) -> None:
+    class CtrlCOnSecondRead(Scripted):
+        def batch_get_item(self, **kwargs: Any) -> Any:
+            if self.reads == 1:
+                raise KeyboardInterrupt
+            return super().batch_get_item(**kwargs)
+
+    scripted = CtrlCOnSecondRead(table, [[request_record("job", "RUNNING")]])
+    assert send(master, scripted, "--count", "1") == 130
+    captured = capsys.readouterr()
+    assert "requests: 0 queued, 0 dispatched, 1 running, 0 done" in captured.out
+    assert captured.err.endswith("error: interrupted\n")

@@ -427,6 +427,8 @@ def _run(
         return ExitCode.USAGE
     if waited is not None and waited.timed_out:
         output.error(f"timed out after {args.wait_timeout:g} s: {waited.summary()}")
+    if waited is not None and waited.interrupted:
+        output.error(INTERRUPTED)
     return _exit_status(report, waited)
 
 
