@@ -7,19 +7,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.sqs import receive_all
+
 REGIONS = ("us-east-1", "us-west-2", "us-west-1")
 
 
-def drain(client: Any, url: str) -> list[dict[str, Any]]:
-    """Every message currently visible on a queue (received, not deleted)."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        batch = client.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        ).get("Messages", [])
-        if not batch:
-            return messages
-        messages.extend(batch)
+def drain(client: Any, url: str) -> list[Any]:
+    """Every message currently visible on a queue (received and hidden, not deleted)."""
+    return list(receive_all(client, url))
 
 
 def free_port() -> int:
