@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.sqs import (
     MAX_BATCH_BYTES,
@@ -13,6 +13,9 @@ from orchestrator.core.sqs import (
     chunks,
     send_chunk,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
 
 MAX_ERROR_MESSAGE_CHARS = 1_024
 
@@ -75,7 +78,7 @@ def _truncated(message: OutgoingMessage) -> OutgoingMessage:
 
 
 class DeadLetterQueue:
-    def __init__(self, queue_url: str, client: Any) -> None:
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
         self.queue_url = queue_url
         self._client = client
 
