@@ -1,4 +1,4 @@
-"""``python -m deployer``: deploy (or tear down) every region of one environment."""
+"""`orchestrator deploy`: deploy (or tear down) every region of one environment."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.core.command import Command
+from orchestrator.deploy import workers
 from orchestrator.deploy.config import (
     BUILT_TEMPLATE,
     COMPUTED_PARAMETERS,
     ENVIRONMENTS,
-    K8S_OUT,
     PROJECT_TAG,
     REGION_LOCAL_PARAMETERS,
     REGION_TEMPLATE,
@@ -33,14 +33,7 @@ from orchestrator.deploy.config import (
     region_stack_name,
     template_parameters,
 )
-from orchestrator.deploy.manifests import (
-    DEFAULT_HANDLER,
-    WorkerSettings,
-    load_documents,
-    parse_clusters,
-    region_values,
-    write_region_manifests,
-)
+from orchestrator.deploy.manifests import parse_clusters
 from orchestrator.deploy.sam import (
     Runner,
     build_command,
@@ -123,36 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--poll-seconds", type=float, default=10.0, help="CloudFormation status poll interval"
     )
-    workers = parser.add_argument_group("GPU workers (EKS)")
-    workers.add_argument(
-        "--cluster-name",
-        metavar="NAME|REGION=NAME,...",
-        help="EKS cluster of the workers, one for every region or one per region: the stacks "
-        "create the pod identity associations, the manifests select its subnets",
-    )
-    workers.add_argument(
-        "--worker-image", help="worker image; when given, the k8s manifests are written"
-    )
-    workers.add_argument(
-        "--worker-handler",
-        default=DEFAULT_HANDLER,
-        help=f"WORKER_HANDLER, MODULE:ATTR of the model code (default {DEFAULT_HANDLER})",
-    )
-    workers.add_argument(
-        "--karpenter-node-role",
-        help="IAM role of Karpenter's nodes (default KarpenterNodeRole-<cluster>)",
-    )
-    workers.add_argument(
-        "--k8s-dir",
-        type=Path,
-        default=K8S_OUT,
-        help="where the manifests go, one folder per region (default build/k8s)",
-    )
-    workers.add_argument(
-        "--manifests-only",
-        action="store_true",
-        help="deploy nothing: read the existing stacks' outputs and write the manifests",
-    )
+    workers.add_arguments(parser)
     return parser
 
 
@@ -240,13 +204,9 @@ class _Deployment:
         parameters["ClusterName"] = self.cluster(self.primary)
         return parameters
 
-    def worker_settings(self) -> WorkerSettings:
-        return WorkerSettings(
-            image=self.args.worker_image,
-            handler=self.args.worker_handler,
-            clusters=self.clusters,
-            node_role=self.args.karpenter_node_role,
-        )
+    def write_manifests(self, outputs: dict[str, dict[str, str]]) -> int:
+        settings = workers.settings(self.args, self.clusters)
+        return workers.write_manifests(self.args.k8s_dir, outputs, settings, self.say, self.err)
 
     def deploy_command(self, remote: Sequence[RegionQueue]) -> list[str]:
         return deploy_command(
@@ -356,49 +316,11 @@ def _print_summary(d: _Deployment, summary: dict) -> None:
         d.say(f"    {region:<16} {url}")
 
 
-def _write_manifests(d: _Deployment, outputs: dict[str, dict[str, str]]) -> int:
-    """Fill infrastructure/k8s in for every region, write it, validate what was written."""
-    from orchestrator.deploy.schemas import ValidatorUnavailableError, validate_documents
-
-    settings = d.worker_settings()
-    values = {region: region_values(region, outputs[region], settings) for region in outputs}
-    d.say("")
-    d.say(f"Worker manifests ({d.args.k8s_dir})")
-    problems: list[str] = []
-    checked = True
-    for region, region_outputs in outputs.items():
-        written = write_region_manifests(d.args.k8s_dir, region, values[region], region_outputs)
-        documents = [
-            document
-            for path in written
-            if path.suffix == ".yaml"
-            for document in load_documents(path.read_text(encoding="utf-8"), str(path))
-        ]
-        try:
-            problems += validate_documents(documents)
-        except ValidatorUnavailableError as error:
-            checked = False
-            d.say(f"  note: not validated offline: {error}")
-        folder = written[0].parent
-        d.say(f"  {region:<16} {folder}/  (cluster {values[region]['CLUSTER_NAME']})")
-        d.say(f"    kubectl --context <{values[region]['CLUSTER_NAME']}> apply -f {folder}/")
-        queue = region_outputs.get("InterruptionQueueName")
-        if queue:
-            d.say(f"    Karpenter: --set settings.interruptionQueue={queue}")
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=d.err)
-        return 1
-    if checked:
-        d.say("  validated offline (Kubernetes schemas in strict mode, KEDA and Karpenter schemas)")
-    return 0
-
-
 def _manifests_only(d: _Deployment, factory: ClientFactory) -> int:
     outputs = {d.primary: stack_outputs(factory(d.primary), d.stack_name)}
     for region in d.remote:
         outputs[region] = stack_outputs(factory(region), d.region_stack)
-    return _write_manifests(d, outputs)
+    return d.write_manifests(outputs)
 
 
 def _deploy(d: _Deployment, factory: ClientFactory, runner: Runner) -> int:
@@ -436,7 +358,7 @@ def _deploy(d: _Deployment, factory: ClientFactory, runner: Runner) -> int:
         d.say("  (give --worker-image to write the GPU worker manifests)")
         return 0
     outputs = {d.primary: primary_outputs} | {q.region: dict(q.outputs) for q in remote}
-    return _write_manifests(d, outputs)
+    return d.write_manifests(outputs)
 
 
 def _destroy(d: _Deployment, factory: ClientFactory) -> int:
