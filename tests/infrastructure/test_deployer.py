@@ -119,6 +119,12 @@ def test_region_stack_is_updated_in_place(session: boto3.session.Session) -> Non
     assert stack_status(client, REGION_STACK) == "UPDATE_COMPLETE"
 
 
+def test_region_template_fits_an_inline_template_body() -> None:
+    """The deployer sends region.yaml as TemplateBody, which CloudFormation caps at 51,200
+    bytes (template.yaml goes through SAM's S3 upload, whose limit is 1 MB)."""
+    assert len(REGION_BODY.encode("utf-8")) < 51_200
+
+
 def policy_document(value: Any) -> dict[str, Any]:
     """An IAM policy as moto returns it: a dict, JSON, or (moto's CloudFormation) a repr."""
     if isinstance(value, dict):
