@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.core.errors import AWS_ERRORS, one_line
+from orchestrator.core.sqs import MAX_BATCH_ENTRIES
 from orchestrator.worker.queue import MAX_WAIT_SECONDS, Held, HeldMessages, WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class BatchGatherer:
         return batch
 
     def _receive(self, need: int, wait: int) -> list[Held]:
-        messages = self._queue.receive(need, wait, self.visibility_timeout)
+        messages = self._queue.receive(min(need, MAX_BATCH_ENTRIES), wait, self.visibility_timeout)
         now = self._clock()
         held = [Held(message, received_at=now, extended_at=now) for message in messages]
         self._held.add(held)

@@ -256,7 +256,8 @@ class RunLedger:
     ) -> None:
         """End our lease now (+ `grace`): the next claim may take the request. A refunded
         attempt (a hand-back on shutdown) does not count against ``--max-attempts``."""
-        until = math.ceil(self._clock() + grace) if grace else int(self._clock())
+        # Without grace, one second in the past: the claim condition is a strict "<".
+        until = math.ceil(self._clock() + grace) if grace else math.floor(self._clock()) - 1
         sets = ["run_lease_expires_at = :until"]
         values: dict[str, Any] = {":until": {"N": str(until)}}
         if error_code is not None:

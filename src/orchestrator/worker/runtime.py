@@ -73,12 +73,13 @@ from orchestrator.worker.queue import MAX_WAIT_SECONDS, Held, HeldMessages, Work
 from orchestrator.worker.records import ClaimKind, ClaimOutcome, FencedError, Lease, RunLedger
 from orchestrator.worker.request import InputReader
 from orchestrator.worker.results import ResultStore
-from orchestrator.worker.settle import DeadLetterTarget, Settler
+from orchestrator.worker.settle import LEASE_RESERVE_SECONDS, DeadLetterTarget, Settler
 
 logger = logging.getLogger(__name__)
 
-LEASE_MARGIN_SECONDS = 30.0
-"""Beyond the invocation timeout: time to settle a batch under its lease."""
+LEASE_MARGIN_SECONDS = 15.0
+"""Beyond the invocation timeout: time to settle a batch under its lease (and clock skew
+between workers; EC2's clocks are NTP-disciplined to well under a second)."""
 RELEASE_GRACE_SECONDS = 2.0
 """A lease released by a shutdown ends this much later: the process exits first."""
 UNCLAIMED_RETRY_SECONDS = 5
@@ -131,6 +132,7 @@ class Worker:
         retry_base_seconds: float = RETRY_BASE_SECONDS,
         presence_interval: float | None = None,
         poll_seconds: int = MAX_WAIT_SECONDS,
+        lease_margin_seconds: float = LEASE_MARGIN_SECONDS,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -139,7 +141,7 @@ class Worker:
         self._monotonic = monotonic
         self._rng = rng or random.Random()
         self._retry_base = retry_base_seconds
-        self.lease_seconds = settings.invocation_timeout + LEASE_MARGIN_SECONDS
+        self.lease_seconds = settings.invocation_timeout + lease_margin_seconds
 
         self.held = HeldMessages()
         self.queue = WorkQueue(settings.queue_url, clients.sqs)
@@ -637,7 +639,7 @@ class Worker:
     def _renew_zombies(self) -> None:
         with self._lock:
             zombies = list(self._zombies.values())
-        soon = self._clock() + 2 * self.heartbeat.interval + LEASE_MARGIN_SECONDS / 3
+        soon = self._clock() + 2 * self.heartbeat.interval + LEASE_RESERVE_SECONDS
         for lease in zombies:
             if lease.expires_at > soon:
                 continue
