@@ -17,6 +17,7 @@
 # AL2023 NVIDIA AMI and the NVIDIA container toolkit); PyTorch and JAX bring their CUDA
 # libraries as wheels, so no CUDA base image is needed for them. docs/deployment.md says
 # when a CUDA runtime base is worth its size, and how to use one.
+# checkov:skip=CKV_DOCKER_7:FROM uses the PYTHON_IMAGE argument, pinned just below by tag.
 ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
 
 # ------------------------------------------------------------------------------ build
@@ -69,6 +70,9 @@ USER 10001:10001
 WORKDIR /app/model
 # /healthz, /readyz and /metrics (WORKER_HTTP_PORT).
 EXPOSE 8080
+# For `docker run` and ECS; Kubernetes ignores it and uses the Deployment's probes.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('WORKER_HTTP_PORT', '8080') + '/healthz', timeout=3)"]
 # Kubernetes sends SIGTERM; the worker drains (WORKER_DRAIN_SECONDS) and exits 0. The exec
 # form makes the worker PID 1, so the signal reaches it directly.
 STOPSIGNAL SIGTERM

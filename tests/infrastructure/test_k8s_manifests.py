@@ -24,6 +24,7 @@ from orchestrator.deploy.manifests import (
     FROM_COMMAND_LINE,
     FROM_OUTPUTS,
     MANIFEST_DIR,
+    check_image,
     load_documents,
     manifest_files,
     placeholders,
@@ -127,6 +128,7 @@ def test_every_manifest_is_valid() -> None:
         "ServiceAccount",
         "Deployment",
         "PodDisruptionBudget",
+        "NetworkPolicy",
         "TriggerAuthentication",
         "ScaledObject",
         "NodePool",
@@ -345,6 +347,31 @@ def test_placeholders_only_in_quoted_strings() -> None:
                 assert before.endswith('"') and after.startswith('"'), (path.name, line)
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        "repo/worker",
+        "repo/worker:latest",
+        "localhost:5000/worker",
+        "repo/worker@sha256:abc",
+    ],
+)
+def test_an_image_without_a_fixed_version_is_refused(image: str) -> None:
+    with pytest.raises(ConfigurationError, match="--worker-image"):
+        check_image(image)
+
+
+def test_images_with_a_version_or_digest_are_accepted() -> None:
+    digest = "sha256:" + "a" * 64
+    for image in (
+        "123456789012.dkr.ecr.us-west-2.amazonaws.com/inference-worker:1.0",
+        "localhost:5000/worker:2",
+        f"repo/worker@{digest}",
+        f"repo/worker:1.0@{digest}",
+    ):
+        assert check_image(image) == image
+
+
 def test_render_refuses_missing_and_unsafe_values() -> None:
     text = 'value: "${QUEUE_URL}"'
     with pytest.raises(ConfigurationError, match="no value for QUEUE_URL"):
@@ -374,6 +401,7 @@ def test_selectors_match_the_pods() -> None:
     pod_labels = deployment()["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
     assert KINDS["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
+    assert KINDS["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"] == selector
     (spread,) = pod_spec()["topologySpreadConstraints"]
     assert spread["labelSelector"]["matchLabels"] == selector
 
@@ -470,6 +498,8 @@ def test_probes_ports_and_metrics_agree() -> None:
     assert (http["name"], http["containerPort"]) == ("http", port)
     assert container()["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container()["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    (ingress,) = KINDS["NetworkPolicy"]["spec"]["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": port}]  # probes and scraping only
     annotations = deployment()["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(port)

@@ -122,11 +122,27 @@ def region_values(
     values.update(
         AWS_REGION=region,
         CLUSTER_NAME=cluster,
-        WORKER_IMAGE=settings.image,
+        WORKER_IMAGE=check_image(settings.image),
         WORKER_HANDLER=settings.handler,
         KARPENTER_NODE_ROLE=settings.node_role or f"KarpenterNodeRole-{cluster}",
     )
     return values
+
+
+def check_image(image: str) -> str:
+    """An image reference with a fixed version: a tag other than ``latest``, or a digest."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2] if ":" in last else ""
+    if digest:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise ConfigurationError(f"--worker-image {image!r}: not a sha256 digest")
+    elif not tag or tag == "latest":
+        raise ConfigurationError(
+            f"--worker-image {image!r}: give a version tag or a digest, not latest "
+            "(every node must run the same image)"
+        )
+    return image
 
 
 def render(text: str, values: Mapping[str, str], source: str = "manifest") -> str:
