@@ -686,7 +686,13 @@ class Worker:
                 self._abort_now("a second signal" if aborted_by_signal else "an unexpected error")
                 return ExitCode.ABORTED if aborted_by_signal else ExitCode.FAILURES
             if self._monotonic() >= deadline:
-                logger.warning("the running batch does not fit in --drain-seconds: handed back")
+                if len(self.held):
+                    logger.warning("the running batch does not fit in --drain-seconds: handed back")
+                else:
+                    logger.info(
+                        "exiting with a long poll still open: a message it receives stays "
+                        "invisible for --visibility-timeout, then comes back"
+                    )
                 self._closed.set()
                 self._hand_back_everything()
                 break

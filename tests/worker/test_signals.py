@@ -1,0 +1,207 @@
+"""Spot interruption: real worker processes, real signals, against a moto server.
+
+Karpenter drains the node on the 2-minute notice and the kubelet sends SIGTERM; a second
+SIGTERM (or SIGINT) means "now". Nothing held may be lost either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from orchestrator.core.record import RequestStatus
+from worker.conftest import PRIMARY, REGION, WorkerStack, create_stack, make_request, wait_until
+from worker.models import read_log
+from worker.moto_server import AtomicMotoServer
+
+TESTS = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server():
+    server = AtomicMotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(server, monkeypatch) -> WorkerStack:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+    return create_stack(boto3.session.Session())
+
+
+class WorkerProcess:
+    def __init__(
+        self, stack: WorkerStack, server: AtomicMotoServer, log: Path, *args: str, **env: str
+    ) -> None:
+        environ = {
+            **os.environ,
+            "PYTHONPATH": str(TESTS),
+            "AWS_ENDPOINT_URL": server.endpoint_url,
+            "AWS_REGION": PRIMARY,
+            "IDEMPOTENCY_TABLE_NAME": stack.table_name,
+            "WORKERS_TABLE_NAME": stack.workers_table,
+            "RESULTS_BUCKET": stack.bucket,
+            "EXECUTION_LOG": str(log),
+            "WORKER_ID": f"proc-{time.monotonic_ns()}",
+            **env,
+        }
+        argv = [
+            sys.executable, "-m", "orchestrator.worker",
+            "--queue-url", stack.queue_url, "--region", REGION,
+            "--handler", "worker.models:SimulatedModel",
+            "--dead-letter-queue-url", stack.dead_letter_queue_url,
+            "--http-port", "0", *args,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(argv, env=environ, stderr=subprocess.PIPE, text=True)
+        self.lines: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:
+                self.lines.append({"message": line.rstrip()})
+
+    def logged(self, message: str) -> dict[str, Any] | None:
+        return next((line for line in self.lines if line.get("message") == message), None)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def spawn(stack, server, tmp_path):
+    processes: list[WorkerProcess] = []
+    log = tmp_path / "executions.jsonl"
+
+    def start(*args: str, **env: str) -> WorkerProcess:
+        process = WorkerProcess(stack, server, log, *args, **env)
+        processes.append(process)
+        wait_until(
+            lambda: process.logged("worker started") or process.process.poll() is not None, 30
+        )
+        assert process.process.poll() is None, process.lines
+        return process
+
+    start.log = log  # type: ignore[attr-defined]
+    yield start
+    for process in processes:
+        process.kill()
+
+
+def started(log: Path) -> list[str]:
+    return [e["request_id"] for e in read_log(str(log)) if e["event"] == "start"]
+
+
+def test_sigterm_finishes_the_running_batch_hands_back_the_rest_and_exits_0(stack, spawn):
+    documents = [make_request() for _ in range(6)]
+    stack.forward(documents)
+    worker = spawn("--batch-size", "2", SIM_CALL_SECONDS="4")
+    wait_until(lambda: started(spawn.log), 20)
+    wait_until(lambda: stack.depth() == (2, 4), 10)  # one batch running, one gathered ahead
+    worker.signal(signal.SIGTERM)
+    # The batch gathered ahead is back at once, while the running one is still running.
+    wait_until(lambda: stack.depth() == (4, 2), 3)
+    assert worker.process.poll() is None
+    assert worker.wait(30) == 0
+    running = started(spawn.log)
+    assert len(running) == 2  # nothing new started after the signal
+    for document in documents:
+        record = stack.record(document["request_id"])
+        expected = (
+            RequestStatus.SUCCEEDED
+            if document["request_id"] in running
+            else RequestStatus.FORWARDED
+        )
+        assert record.status is expected
+    assert stack.depth() == (4, 0)  # the rest are visible again at once, none lost
+    assert worker.logged("drained; exiting")
+    assert stack.presence_items() == []
+
+
+def test_a_batch_longer_than_the_drain_is_handed_back_and_still_exits_0(stack, spawn):
+    document = make_request()
+    stack.forward([document])
+    worker = spawn("--batch-size", "1", "--drain-seconds", "1", SIM_CALL_SECONDS="30")
+    wait_until(lambda: started(spawn.log), 20)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+    assert stack.depth() == (1, 0)
+    record = stack.record(document["request_id"])
+    assert record.status is RequestStatus.RUNNING and record.attempt == 0  # the attempt is refunded
+    assert record.run_lease_expires_at <= time.time() + 3  # released: claimable in a moment
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT,)],
+    ids=["second-sigterm", "sigint"],
+)
+def test_a_second_sigterm_or_sigint_hands_everything_back_at_once_and_exits_3(
+    stack, spawn, signals
+):
+    documents = [make_request() for _ in range(4)]
+    stack.forward(documents)
+    worker = spawn("--batch-size", "2", SIM_CALL_SECONDS="60")
+    wait_until(lambda: started(spawn.log), 20)
+    wait_until(lambda: stack.depth() == (0, 4), 10)
+    signalled = time.monotonic()
+    for signum in signals:
+        worker.signal(signum)
+        time.sleep(0.3)
+    assert worker.wait(15) == 3
+    assert time.monotonic() - signalled < 10  # not the 60-second batch, nor the 90-second drain
+    assert stack.depth() == (4, 0)
+    for document in documents:
+        assert stack.record(document["request_id"]).status is not RequestStatus.SUCCEEDED
+
+
+def test_probes_metrics_and_json_logs(stack, spawn):
+    documents = [make_request() for _ in range(3)]
+    worker = spawn("--batch-size", "10", "--max-wait", "0.5", "--drain-seconds", "2")
+    port = worker.logged("worker started")["http_port"]
+    base = f"http://127.0.0.1:{port}"
+    assert urllib.request.urlopen(f"{base}/healthz").status == 200
+    assert urllib.request.urlopen(f"{base}/readyz").status == 200
+    stack.forward(documents)
+    wait_until(lambda: all(stack.record(d["request_id"]).status.is_final for d in documents), 20)
+    wait_until(lambda: worker.logged("batch settled"), 10)
+    metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+    for name in (
+        "worker_batches_total", "worker_batch_size_bucket", 'worker_requests_total{outcome="succeeded"} 3.0',
+        "worker_items_per_second", "worker_queue_wait_seconds_bucket", "worker_processing_seconds_bucket",
+        "worker_in_flight", "worker_failures_total",
+    ):  # fmt: skip
+        assert name in metrics, name
+    settled_line = worker.logged("batch settled")
+    assert sorted(settled_line["request_ids"]) == sorted(d["request_id"] for d in documents)
+    assert settled_line["worker_id"].startswith("proc-") and settled_line["level"] == "INFO"
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
