@@ -195,10 +195,15 @@ def test_probes_metrics_and_json_logs(stack, spawn):
     wait_until(lambda: worker.logged("batch settled"), 10)
     metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
     for name in (
-        "worker_batches_total", "worker_batch_size_bucket", 'worker_requests_total{outcome="succeeded"} 3.0',
-        "worker_items_per_second", "worker_queue_wait_seconds_bucket", "worker_processing_seconds_bucket",
-        "worker_in_flight", "worker_failures_total",
-    ):  # fmt: skip
+        "worker_batches_total",
+        "worker_batch_size_bucket",
+        'worker_requests_total{outcome="succeeded"} 3.0',
+        "worker_items_per_second",
+        "worker_queue_wait_seconds_bucket",
+        "worker_processing_seconds_bucket",
+        "worker_in_flight",
+        "worker_failures_total",
+    ):
         assert name in metrics, name
     settled_line = worker.logged("batch settled")
     assert sorted(settled_line["request_ids"]) == sorted(d["request_id"] for d in documents)
