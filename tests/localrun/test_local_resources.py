@@ -39,7 +39,8 @@ def test_queues_have_the_templates_attributes_and_redrive(local: RunningStack) -
             "Attributes"
         ]
         assert attributes["QueueArn"].startswith(f"arn:aws:sqs:{region}:")
-        assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 3
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert redrive["maxReceiveCount"] == spec.region_queues[region].max_receive_count == 10
 
 
 def test_each_region_queue_lives_in_its_own_region(local: RunningStack) -> None:

@@ -19,6 +19,7 @@ from localrun.cfn import (
 )
 from localrun.cfn import pseudo_parameters as pseudo
 from localrun.templates import REGIONS, infrastructure_dir, load_stack_spec
+from orchestrator.core.routing import DEFAULT_STRATEGY
 
 INFRA = infrastructure_dir()
 
@@ -115,7 +116,7 @@ def test_ledger_table_and_event_source(primary: dict[str, Any]) -> None:
     assert function.batch_size == 10
     assert function.batching_window == default(primary, "BatchingWindowSeconds")
     assert function.report_batch_item_failures
-    assert function.environment["ROUTING_STRATEGY"] == "expected-wait"
+    assert function.environment["ROUTING_STRATEGY"] == DEFAULT_STRATEGY
     assert "REGION_QUEUES" not in function.environment  # made of resource references
 
 
