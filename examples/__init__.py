@@ -1,0 +1,1 @@
+"""Runnable model examples for the worker (``--handler examples.digits:DigitsModel``)."""
