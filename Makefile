@@ -121,9 +121,12 @@ build: venv
 		--template infrastructure/template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
 	ORCHESTRATOR_ARTIFACT_DIR=.aws-sam/build/DistributorFunction $(BIN)/python -m pytest -q tests/artifact
 
+# The templates, the worker's Kubernetes manifests and its Dockerfile.
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download
 checkov: $(CHECKOV_VENV)/.installed
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
-		$(foreach t,$(TEMPLATES),--file $(t))
+	$(CHECKOV) --framework cloudformation $(foreach t,$(TEMPLATES),--file $(t))
+	$(CHECKOV) --framework kubernetes --directory infrastructure/k8s
+	$(CHECKOV) --framework dockerfile --file infrastructure/docker/worker.Dockerfile
 
 # One command to real AWS (docs/deployment.md): region.yaml in every other region, then the
 # primary stack with their queues. make deploy DEPLOY_ENV=prod REGIONS=us-west-2 PROFILE=p
