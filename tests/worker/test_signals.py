@@ -6,26 +6,18 @@ SIGTERM (or SIGINT) means "now". Nothing held may be lost either way.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
-from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
 from orchestrator.core.record import RequestStatus
-from worker.conftest import PRIMARY, REGION, WorkerStack, create_stack, make_request, wait_until
-from worker.models import read_log
+from worker.conftest import WorkerStack, create_stack, make_request, wait_until
 from worker.moto_server import AtomicMotoServer
+from worker.processes import WorkerProcess, started
 
-TESTS = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
@@ -43,81 +35,20 @@ def stack(server, monkeypatch) -> WorkerStack:
     return create_stack(boto3.session.Session())
 
 
-class WorkerProcess:
-    def __init__(
-        self, stack: WorkerStack, server: AtomicMotoServer, log: Path, *args: str, **env: str
-    ) -> None:
-        environ = {
-            **os.environ,
-            "PYTHONPATH": str(TESTS),
-            "AWS_ENDPOINT_URL": server.endpoint_url,
-            "AWS_REGION": PRIMARY,
-            "IDEMPOTENCY_TABLE_NAME": stack.table_name,
-            "WORKERS_TABLE_NAME": stack.workers_table,
-            "RESULTS_BUCKET": stack.bucket,
-            "EXECUTION_LOG": str(log),
-            "WORKER_ID": f"proc-{time.monotonic_ns()}",
-            **env,
-        }
-        argv = [
-            sys.executable, "-m", "orchestrator.worker",
-            "--queue-url", stack.queue_url, "--region", REGION,
-            "--handler", "worker.models:SimulatedModel",
-            "--dead-letter-queue-url", stack.dead_letter_queue_url,
-            "--http-port", "0", *args,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(argv, env=environ, stderr=subprocess.PIPE, text=True)
-        self.lines: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                self.lines.append(json.loads(line))
-            except ValueError:
-                self.lines.append({"message": line.rstrip()})
-
-    def logged(self, message: str) -> dict[str, Any] | None:
-        return next((line for line in self.lines if line.get("message") == message), None)
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        code = self.process.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
 @pytest.fixture
 def spawn(stack, server, tmp_path):
     processes: list[WorkerProcess] = []
     log = tmp_path / "executions.jsonl"
 
     def start(*args: str, **env: str) -> WorkerProcess:
-        process = WorkerProcess(stack, server, log, *args, **env)
+        process = WorkerProcess(stack, server.endpoint_url, log, *args, **env)
         processes.append(process)
-        wait_until(
-            lambda: process.logged("worker started") or process.process.poll() is not None, 30
-        )
-        assert process.process.poll() is None, process.lines
-        return process
+        return process.wait_started()
 
     start.log = log  # type: ignore[attr-defined]
     yield start
     for process in processes:
         process.kill()
-
-
-def started(log: Path) -> list[str]:
-    return [e["request_id"] for e in read_log(str(log)) if e["event"] == "start"]
 
 
 def test_sigterm_finishes_the_running_batch_hands_back_the_rest_and_exits_0(stack, spawn):

@@ -51,7 +51,7 @@ from botocore.config import Config
 
 from orchestrator.core.command import ExitCode
 from orchestrator.core.errors import AWS_ERRORS, one_line
-from orchestrator.core.request import InvalidRequestError
+from orchestrator.core.request import InvalidRequestError, readable_request_id
 from orchestrator.worker.batch import Item, group_copies, parse_item
 from orchestrator.worker.batching import BatchGatherer
 from orchestrator.worker.config import WorkerSettings
@@ -751,7 +751,12 @@ class Worker:
         for held in batch:
             self._forget_lease(held)
         self.metrics.requests.labels("handed_back").inc(len(batch))
-        logger.info("handed back %d messages (%s)", len(batch), why)
+        logger.info(
+            "handed back %d messages (%s)",
+            len(batch),
+            why,
+            extra={"request_ids": [request_id_of(h) for h in batch], "reason": why},
+        )
 
     def _release_zombies(self) -> None:
         with self._lock:
@@ -808,6 +813,13 @@ class ModelThread:
                 future.set_result(fn(*args))
             except BaseException as exc:  # handed to the waiting runner, which classifies it
                 future.set_exception(exc)
+
+
+def request_id_of(held: Held) -> str | None:
+    """For logs: the routing attribute, else whatever the body says."""
+    attributes = held.message.get("MessageAttributes") or {}
+    value = (attributes.get("request_id") or {}).get("StringValue")
+    return str(value) if value else readable_request_id(str(held.message.get("Body", "")))
 
 
 def future_wait(future: Future[Any], seconds: float) -> None:
