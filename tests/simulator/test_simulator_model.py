@@ -94,3 +94,14 @@ def test_zombie_in_flight_attracts_the_previous_default_but_not_the_new_one():
     )
     assert run(zombie, DEFAULT_STRATEGY).routed_dead == 0
     assert run(zombie, "expected-wait").routed_dead > 20
+
+
+def test_bursts_bring_more_arrivals_in_their_minutes():
+    from orchestrator.simulator.runner import scenario
+
+    plain = scenario("equal", scale=0.2)
+    bursty = scenario("equal", scale=0.2, burst=3.0)
+    assert not plain.bursts and bursty.bursts
+    calm, busy = run(plain, "oracle"), run(bursty, "oracle")
+    assert busy.created > calm.created * 1.1
+    assert busy.created == busy.completed + busy.in_system

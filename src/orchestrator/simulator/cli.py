@@ -38,6 +38,10 @@ from orchestrator.simulator.scenarios import SCENARIOS, TTLS
 
 SWEEP_TTLS = (2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 SWEEP_SCENARIOS = ("hetero", "equal")
+FAST_SERVICE = 1.0
+"""Mean service time (s) of the sensitivity check: the same load from four times more, shorter
+requests, so a snapshot of a given age is four times older in service times."""
+FAST_STRATEGIES = ("inverse-depth", "expected-wait", "smooth-capacity", "oracle")
 BEGIN = "<!-- simulate:begin -->"
 END = "<!-- simulate:end -->"
 EXAMPLES = """examples:
@@ -97,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
         "--service-mean", type=_positive, help="mean GPU service time in seconds (default 4)"
     )
     parser.add_argument(
+        "--burst",
+        type=_positive,
+        help="arrival bursts: one minute in every ten at this many times the rate",
+    )
+    parser.add_argument(
         "--jobs",
         type=_count,
         default=min(2, os.cpu_count() or 1),
@@ -121,7 +130,7 @@ def main(argv: Sequence[str]) -> int:
 
     jobs = []
     for name in names:
-        sc = scenario(name, scale=args.scale, service_mean=args.service_mean)
+        sc = scenario(name, scale=args.scale, service_mean=args.service_mean, burst=args.burst)
         for contender in contenders:
             # Strategies that read no cache do the same thing at every TTL: run them once.
             runs_at = ttls if contender.kind == "cache" else ttls[:1]
@@ -131,6 +140,14 @@ def main(argv: Sequence[str]) -> int:
                 for seed in range(args.seeds):
                     record = args.out is not None and seed == 0
                     jobs.append(Job(sc, contender, ttl, seed, record_backlog=record))
+    fast = []
+    if args.all and args.service_mean is None and args.burst is None:
+        fast = [f"{name}@{FAST_SERVICE:g}s" for name in SWEEP_SCENARIOS]
+        for name, label in zip(SWEEP_SCENARIOS, fast, strict=True):
+            sc = replace(scenario(name, scale=args.scale, service_mean=FAST_SERVICE), name=label)
+            for contender in contenders_named(FAST_STRATEGIES):
+                for ttl in ttls if contender.kind == "cache" else ttls[:1]:
+                    jobs += [Job(sc, contender, ttl, seed) for seed in range(min(3, args.seeds))]
     print(
         f"{len(jobs)} runs ({len(names)} scenarios, {len(contenders)} strategies, TTL "
         f"{', '.join(f'{t:g}' for t in ttls)} s, {args.seeds} seeds, "
@@ -152,12 +169,17 @@ def main(argv: Sequence[str]) -> int:
         print(render(table, markdown=False))
     p99_table, p99_verdicts = p99_targets(summaries)
     floor_table, floor_verdicts = detection_targets(summaries)
+    fast_table = p99_targets(summaries, fast)[0] if fast else []
     verdicts = p99_verdicts + floor_verdicts
     print(f"\nTargets (mean of {args.seeds} seeds; waits in seconds)")
     print(render(p99_table, markdown=False))
     print()
     if len(floor_table) > 1:
         print(render(floor_table, markdown=False))
+        print()
+    if fast_table:
+        print(f"Sensitivity: service mean {FAST_SERVICE:g} s, {min(3, args.seeds)} seeds")
+        print(render(fast_table, markdown=False))
         print()
     print("\n".join(verdict_lines(verdicts)))
     print(f"\n{len(jobs)} runs in {elapsed:.0f} s", file=sys.stderr)
@@ -166,7 +188,9 @@ def main(argv: Sequence[str]) -> int:
         images = _plots(args.out, results, summaries, names, [*ttls, *sweep], order, plot_ttl)
         _write_docs(
             args.out / "routing.md",
-            _markdown(args, sections, p99_table, floor_table, verdicts, images, plot_ttl),
+            _markdown(
+                args, sections, p99_table, floor_table, fast_table, verdicts, images, plot_ttl
+            ),
         )
         print(f"wrote {args.out / 'routing.md'} and {len(images)} plots", file=sys.stderr)
     return ExitCode.OK
@@ -221,11 +245,14 @@ def _markdown(
     sections: list[tuple[str, list[list[str]]]],
     p99_table: list[list[str]],
     floor_table: list[list[str]],
+    fast_table: list[list[str]],
     verdicts: list[Verdict],
     images: dict[str, str],
     plot_ttl: float,
 ) -> str:
-    first = scenario(sections[0][0], scale=args.scale, service_mean=args.service_mean)
+    first = scenario(
+        sections[0][0], scale=args.scale, service_mean=args.service_mean, burst=args.burst
+    )
     command = "orchestrator simulate " + " ".join(_argv_echo(args))
     lines = [
         BEGIN,
@@ -235,17 +262,29 @@ def _markdown(
         f"Mean of {args.seeds} seeds; {first.containers} containers; GPU service time "
         f"lognormal, mean {first.service_mean:g} s (sigma of its log {first.service_sigma:g}); "
         f"arrivals for {first.horizon:g} s, measured after {first.warmup:g} s, then "
-        f"{first.drain:g} s to drain. Waits are seconds in the region queue; a request still "
-        "unserved at the end counts with the wait it has so far.",
+        f"{first.drain:g} s to drain"
+        + (f"; bursts of {args.burst:g}x the rate, one minute in ten" if args.burst else "")
+        + ". Waits are seconds in the region queue; a request still unserved at the end counts "
+        "with the wait it has so far.",
         "",
         "### Targets",
         "",
         render(p99_table, markdown=True),
         "",
         *([render(floor_table, markdown=True), ""] if len(floor_table) > 1 else []),
-        *(f"- {line}" for line in verdict_lines(verdicts)),
+        *verdict_lines(verdicts, markdown=True),
         "",
     ]
+    if fast_table:
+        lines += [
+            f"Sensitivity, not a target: the same scenarios with a mean service time of "
+            f"{FAST_SERVICE:g} s (four times as many, shorter requests at the same load, so a "
+            f"snapshot of the same age is four times as old in service times; "
+            f"{min(3, args.seeds)} seeds):",
+            "",
+            render(fast_table, markdown=True),
+            "",
+        ]
     if "ttl" in images:
         lines += [
             "### p99 wait against cache TTL",
@@ -276,6 +315,8 @@ def _argv_echo(args: argparse.Namespace) -> list[str]:
         parts.append(f"--scale {args.scale:g}")
     if args.service_mean is not None:
         parts.append(f"--service-mean {args.service_mean:g}")
+    if args.burst is not None:
+        parts.append(f"--burst {args.burst:g}")
     parts.append(f"--out {args.out}")
     return parts
 

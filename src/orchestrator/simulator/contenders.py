@@ -8,17 +8,20 @@ that look at nothing; the oracle reads the true state at every choice.
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from orchestrator.core.depth import DepthCache
 from orchestrator.core.routing import (
     DEFAULT_STRATEGY,
     STRATEGIES,
+    RegionLoad,
     Router,
     Strategy,
+    Weights,
     smooth_capacity_weights,
 )
 from orchestrator.simulator.queues import InlineExecutor, RegionQueue, SimSqs
@@ -45,8 +48,14 @@ class Contender:
     note: str = ""
 
 
-CANDIDATE = Strategy(smooth_capacity_weights, smooth=False)
-"""The new weights with independent random draws: what the smoothing alone is worth."""
+def _forgetting_preemptions(loads: Sequence[RegionLoad]) -> Weights:
+    return smooth_capacity_weights([replace(load, since_drop=math.inf) for load in loads])
+
+
+DRAWS = Strategy(smooth_capacity_weights, smooth=False)
+"""The default's weights with independent random draws: what the smoothing is worth."""
+NO_PREEMPTION_MEMORY = Strategy(_forgetting_preemptions, smooth=True)
+"""The default without its preference for regions not recently preempted."""
 
 CONTENDERS: tuple[Contender, ...] = (
     Contender("round-robin", "round-robin", note="each container cycles through the regions"),
@@ -54,7 +63,13 @@ CONTENDERS: tuple[Contender, ...] = (
     Contender("inverse-depth", "cache", "inverse-depth", note="the published formula"),
     Contender("expected-wait", "cache", "expected-wait", note="the previous default"),
     Contender(DEFAULT_STRATEGY, "cache", DEFAULT_STRATEGY, note="the new default"),
-    Contender("candidate-draws", "cache", CANDIDATE, note="new weights, random draws"),
+    Contender("default-draws", "cache", DRAWS, note="the default's weights, random draws"),
+    Contender(
+        "default-no-preempt",
+        "cache",
+        NO_PREEMPTION_MEMORY,
+        note="the default without its preemption memory",
+    ),
     Contender("oracle", "oracle", note="shortest expected wait, true state"),
 )
 DEFAULT_NAME = DEFAULT_STRATEGY

@@ -37,7 +37,7 @@ from orchestrator.simulator.rescue import MAX_MESSAGES, RESCUE_INTERVAL, CoreRul
 from orchestrator.simulator.scenarios import Loss, Scenario
 
 ARRIVE, WINDOW, DONE, REAPPEAR, LOSE, RESTORE, RESCUE, SAMPLE, SPOT, RETRY = range(10)
-SAMPLE_EVERY = 10.0
+SAMPLE_EVERY = 15.0
 PUSHBACK_DELAY = 30.0
 """A batch item with no eligible region goes back to the master queue for this long."""
 
@@ -149,7 +149,7 @@ class Simulation:
                 self._push(d.until, RESTORE, (d.region, d.lose))
         if sc.spot is not None:
             for name in self.queues:
-                self._push(self._chaos.expovariate(1 / sc.spot.mean_gap), SPOT, name)
+                self._push(self._chaos.expovariate(1 / sc.spot.mean_gap), SPOT, (name, 0))
         if sc.rescue:
             self._push(RESCUE_INTERVAL, RESCUE, None)
         if self.record_backlog:
@@ -327,14 +327,21 @@ class Simulation:
             queue.alive += 1
         self._start(queue)
 
-    def _spot(self, region: str) -> None:
-        sc = self.scenario
-        assert sc.spot is not None
+    def _spot(self, data: tuple[str, int]) -> None:
+        """An interruption; the first of a wave schedules the wave's others, and the next wave."""
+        region, follows = data
+        spot = self.scenario.spot
+        assert spot is not None
         queue = self.queues[region]
-        count = max(1, round(sc.capacities[region] / 4))
+        count = max(1, round(self.scenario.capacities[region] / 4))
         self._lose(queue, count, Loss.HARD)
-        self._push(self.now + sc.spot.replaced_after, RESTORE, (region, count))
-        self._push(self.now + self._chaos.expovariate(1 / sc.spot.mean_gap), SPOT, region)
+        self._push(self.now + spot.replaced_after, RESTORE, (region, count))
+        if follows == 0:
+            after = self.now
+            for left in range(spot.wave - 1, 0, -1):
+                after += self._chaos.expovariate(1 / spot.wave_gap)
+                self._push(after, SPOT, (region, left))
+            self._push(self.now + self._chaos.expovariate(1 / spot.mean_gap), SPOT, (region, 0))
 
     # -- the rescue function -------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ wait against cache TTL."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,17 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(figure: Any, path: Path) -> None:
+    """PNG with a 64-colour palette: a third of the size, no visible loss for line plots."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=72)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=64).save(path, optimize=True)
 
 
 def backlog_plot(runs: Sequence[RunResult], path: Path) -> Path:
@@ -56,7 +68,7 @@ def backlog_plot(runs: Sequence[RunResult], path: Path) -> Path:
         fontsize=10,
     )
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    _save(figure, path)
     plt.close(figure)
     return path
 
@@ -70,6 +82,8 @@ def ttl_plot(
 ) -> Path:
     """p99 wait against cache TTL, one panel per scenario, one line per strategy."""
     plt = _pyplot()
+    from matplotlib import ticker
+
     figure, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios, strict=True):
         for name in names:
@@ -84,12 +98,14 @@ def ttl_plot(
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(list(ttls), [f"{t:g}" for t in ttls])
+        ax.yaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("cache TTL (s)")
         ax.set_ylabel("p99 wait in the region queue (s)")
         ax.set_title(f"{scenario}: {SCENARIOS[scenario].title}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    _save(figure, path)
     plt.close(figure)
     return path

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from orchestrator.simulator.contenders import CONTENDERS, Contender
 from orchestrator.simulator.model import RunResult, Simulation
-from orchestrator.simulator.scenarios import SCENARIOS, Scenario
+from orchestrator.simulator.scenarios import SCENARIOS, Burst, Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,25 @@ def contenders_named(names: Iterable[str] | None) -> list[Contender]:
     return [by_name[name] for name in names]
 
 
-def scenario(name: str, *, scale: float = 1.0, service_mean: float | None = None) -> Scenario:
+BURST_EVERY = 600.0
+BURST_LENGTH = 60.0
+
+
+def scenario(
+    name: str,
+    *,
+    scale: float = 1.0,
+    service_mean: float | None = None,
+    burst: float | None = None,
+) -> Scenario:
+    """A named scenario, optionally with another service time, and with bursts: one minute in
+    every ten at `burst` times the rate (before `scale` shortens every duration)."""
     chosen = SCENARIOS[name]
     if service_mean is not None:
         chosen = replace(chosen, service_mean=service_mean)
+    if burst is not None:
+        starts = range(int(BURST_EVERY), int(chosen.horizon), int(BURST_EVERY))
+        chosen = replace(chosen, bursts=tuple(Burst(t, t + BURST_LENGTH, burst) for t in starts))
     return chosen if scale == 1.0 else chosen.shorter(scale)
 
 

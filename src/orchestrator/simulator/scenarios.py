@@ -43,11 +43,15 @@ class Zombies:
 
 @dataclass(frozen=True, slots=True)
 class SpotChurn:
-    """Spot interruptions: each region loses a quarter of its GPUs (at least one), hard, at
-    random times (`mean_gap` apart on average); replacements join `replaced_after` later."""
+    """Spot interruptions: a region loses a quarter of its GPUs (at least one), hard, in waves
+    that start at random (`mean_gap` apart on average); a wave is `wave` interruptions about
+    `wave_gap` apart (a capacity crunch in a zone rarely takes one node only). Each lost node's
+    replacement joins `replaced_after` later."""
 
     mean_gap: float = 600.0
     replaced_after: float = 240.0
+    wave: int = 1
+    wave_gap: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,13 @@ SCENARIOS: dict[str, Scenario] = {
             EQUAL,
             0.70,
             spot=SpotChurn(),
+        ),
+        Scenario(
+            "spot-waves",
+            "8/8/8 at 70%; Spot waves: 3 interruptions ~1 min apart, every ~20 min per region",
+            EQUAL,
+            0.70,
+            spot=SpotChurn(mean_gap=1200.0, wave=3),
         ),
     )
 }
