@@ -114,12 +114,12 @@ validate: venv
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --template infrastructure/region.yaml --region $(AWS_DEFAULT_REGION)
 	$(BIN)/cfn-lint $(TEMPLATES)
 
-# The Lambda artifact (src/Makefile decides what goes in), then the test that reads it.
+# The Lambda artifacts (src/Makefile decides what goes in each), then the test that reads them.
 build: venv
 	@test -n "$(PY312)" || { echo "error: sam build needs python3.12 (the Lambda runtime); none found" >&2; exit 1; }
 	PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build \
 		--template infrastructure/template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
-	ORCHESTRATOR_ARTIFACT_DIR=.aws-sam/build/DistributorFunction $(BIN)/python -m pytest -q tests/artifact
+	ORCHESTRATOR_ARTIFACT_DIR=.aws-sam/build $(BIN)/python -m pytest -q tests/artifact
 
 # The templates, the worker's Kubernetes manifests and its Dockerfile.
 CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download

@@ -656,7 +656,10 @@ PATTERN_RESOURCES = {
     "PublishCallbacks": "callback topics by name pattern, chosen per request by the sender",
     "ReadInputs": "input objects by the patterns given in InputObjectArns",
 }
-STAR_RESOURCES = {"XRayTraces": "X-Ray's write actions support no resource-level permissions"}
+STAR_RESOURCES = {
+    "XRayTraces": "X-Ray's write actions support no resource-level permissions",
+    "ReadQueueAgeMetric": "CloudWatch GetMetricData supports no resource-level permissions",
+}
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -766,3 +769,32 @@ def test_every_suppression_says_why(name: str) -> None:
         for skip in (metadata.get("checkov") or {}).get("skip", []):
             assert len(skip.get("comment", "")) > 40, (logical_id, skip["id"])
         assert "cfn-lint" not in metadata or metadata["cfn-lint"]["config"]["ignore_checks"]
+
+
+def test_rescue_function_is_scheduled_once_a_minute_with_one_run_at_a_time() -> None:
+    function = primary["Resources"]["RescueFunction"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    props = function["Properties"]
+    assert props["Handler"] == "orchestrator.rescue.handler.lambda_handler"
+    assert props["ReservedConcurrentExecutions"] == 1
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule" and event["Properties"]["Schedule"] == "rate(1 minute)"
+    variables = props["Environment"]["Variables"]
+    distributor = primary["Resources"]["DistributorFunction"]["Properties"]
+    assert variables["REGION_QUEUES"] == distributor["Environment"]["Variables"]["REGION_QUEUES"]
+
+
+def test_rescue_may_touch_only_its_memory_item_beyond_updating_a_records_region() -> None:
+    statements = {
+        s["Sid"]: s
+        for s in primary["Resources"]["RescueRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+            "Statement"
+        ]
+        if isinstance(s, dict) and "Sid" in s
+    }
+    assert statements["UpdateRequestRegion"]["Action"] == "dynamodb:UpdateItem"
+    memory = statements["StallMemoryItemOnly"]
+    assert set(memory["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert memory["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == [
+        "#rescue:stalled-since"
+    ]
