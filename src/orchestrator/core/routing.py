@@ -65,8 +65,10 @@ PREEMPTED_PENALTY = 0.5
 """Weight taken from a region right after its capacity fell suddenly."""
 PREEMPTED_MEMORY = 300.0
 """Seconds over which that penalty fades (by 1/e)."""
-CREDIT_LIMIT = 1.0
-"""Bound of a region's deficit counter: the router's memory is about one message."""
+CREDIT_LIMIT = 2.0
+"""Bound of a region's deficit counter: the router remembers about two messages of debt or
+credit (at steady weights the counters stay inside it, so the bound only cuts what a change of
+weights leaves behind)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,15 +170,22 @@ def smooth_capacity_weights(loads: Sequence[RegionLoad]) -> Weights:
     live = [load for load in loads if caps[load.region] > 0]
     if not live:
         return _buffer_weights(loads)
-    scores = {
-        load.region: trust(load.age) * expected_wait(load, caps[load.region]) for load in live
-    }
+    scores = {load.region: _steering_wait(load, caps[load.region]) for load in live}
     least = min(scores.values())
     weights = dict.fromkeys(caps, 0.0)
     for load in live:
-        steer = math.exp(-SHARPNESS * (scores[load.region] - least))
+        score = scores[load.region]
+        steer = 1.0 if score == least else math.exp(-SHARPNESS * (score - least))
         weights[load.region] = caps[load.region] * steer * preemption_factor(load.since_drop)
+    if not any(weights.values()):  # capacities so small that every weight underflowed
+        return _buffer_weights(loads)
     return weights
+
+
+def _steering_wait(load: RegionLoad, region_capacity: float) -> float:
+    """trust x wait, where a snapshot worth nothing steers nothing, even at an endless wait."""
+    weight = trust(load.age)
+    return 0.0 if weight == 0 else weight * expected_wait(load, region_capacity)
 
 
 def expected_wait_weights(loads: Sequence[RegionLoad]) -> Weights:
