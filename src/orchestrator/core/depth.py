@@ -12,6 +12,11 @@ region the reading leaves out has no live worker (capacity 0). When the reader f
 is given, `RegionLoad.live_capacity` is None and the routing falls back to SQS in-flight
 counts. A sudden fall of a region's capacity (by a quarter or more) is remembered as a
 preemption, which `RegionLoad.since_drop` reports.
+
+Regions with a high-priority queue (`high_queue_urls`) have both queues read at every refresh,
+in parallel: the region's figures are the sums of both (the same workers consume both), and
+`RegionLoad.high_visible` / `high_pending` tell the high-priority part apart. A region is
+refreshed only when both of its reads succeed.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ class _RegionDepth:
     live_capacity: float | None = None
     known_capacity: float | None = None
     dropped_at: float = -math.inf
+    high_visible: int = 0
+    high_pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    visible: int
+    in_flight: int
+    high_visible: int = 0
 
 
 class DepthCache:
@@ -67,8 +81,12 @@ class DepthCache:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         presence: PresenceReader | None = None,
+        high_queue_urls: Mapping[str, str] | None = None,
     ) -> None:
+        """`high_queue_urls`: the regions' high-priority queues, read beside the standard
+        ones (a region without one reads as having nothing high-priority waiting)."""
         self._queue_urls = dict(queue_urls)
+        self._high_urls = {r: u for r, u in (high_queue_urls or {}).items() if r in queue_urls}
         self._clients = clients
         self._ttl = ttl
         self._executor = executor
@@ -100,6 +118,8 @@ class DepthCache:
                     live_capacity=depth.live_capacity,
                     age=max(0.0, now - depth.measured_at),
                     since_drop=max(0.0, now - depth.dropped_at),
+                    high_visible=depth.high_visible,
+                    high_pending=depth.high_pending,
                 )
                 for region, depth in self._depths.items()
             ]
@@ -111,15 +131,25 @@ class DepthCache:
         read leaves live capacity unknown until the next refresh.
         """
         self.refreshes += 1
-        futures = {region: self._executor.submit(self._read, region) for region in self._queue_urls}
+        futures = {
+            region: self._executor.submit(self._read, region, url)
+            for region, url in self._queue_urls.items()
+        }
+        high_futures = {
+            region: self._executor.submit(self._read, region, url)
+            for region, url in self._high_urls.items()
+        }
         live_future = self._executor.submit(self._presence) if self._presence else None
-        results: dict[str, tuple[int, int] | None] = {}
+        results: dict[str, _Figures | None] = {}
         for region, future in futures.items():
             try:
-                results[region] = future.result()
+                visible, in_flight = future.result()
+                high = high_futures[region].result() if region in high_futures else (0, 0)
             except Exception as exc:  # any failure: keep the last figures
                 logger.warning("depth refresh failed for %s: %s", region, exc)
                 results[region] = None
+            else:
+                results[region] = _Figures(visible + high[0], in_flight + high[1], high[0])
         live = _presence_result(live_future)
         now = self._clock()
         with self._lock:
@@ -133,15 +163,20 @@ class DepthCache:
                 self._watch_capacity(depth, now)
             self._next_refresh = now + self._ttl * (1.0 + JITTER * self._rng.random())
 
-    def record_forwarded(self, region: str, count: int) -> None:
-        """Count messages sent since the last refresh (they are not in the cached figures)."""
+    def record_forwarded(self, region: str, count: int, *, high: bool = False) -> None:
+        """Count messages sent since the last refresh (they are not in the cached figures);
+        `high`: sent to the region's high-priority queue."""
         with self._lock:
-            self._depths[region].pending += count
+            depth = self._depths[region]
+            depth.pending += count
+            if high:
+                depth.high_pending += count
 
     @staticmethod
-    def _measured(depth: _RegionDepth, figures: tuple[int, int], now: float) -> None:
-        depth.visible, depth.in_flight = figures
-        depth.pending = 0
+    def _measured(depth: _RegionDepth, figures: _Figures, now: float) -> None:
+        depth.visible, depth.in_flight = figures.visible, figures.in_flight
+        depth.high_visible = figures.high_visible
+        depth.pending = depth.high_pending = 0
         depth.stale = False
         depth.measured_at = now
         decayed = depth.peak_in_flight * 0.5 ** ((now - depth.peak_at) / CAPACITY_HALF_LIFE)
@@ -168,9 +203,9 @@ class DepthCache:
             depth.dropped_at = now
         depth.known_capacity = current
 
-    def _read(self, region: str) -> tuple[int, int]:
+    def _read(self, region: str, url: str) -> tuple[int, int]:
         response = self._clients[region].get_queue_attributes(
-            QueueUrl=self._queue_urls[region], AttributeNames=DEPTH_ATTRIBUTES
+            QueueUrl=url, AttributeNames=DEPTH_ATTRIBUTES
         )
         attributes = response.get("Attributes", {})
         return (

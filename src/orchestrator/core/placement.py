@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.core.regions import is_region_name
 
@@ -74,3 +75,40 @@ def parse_model_regions(raw: str, known_regions: Collection[str]) -> Placement:
 
 def describe(regions: Collection[str]) -> str:
     return ", ".join(sorted(regions)) or "none"
+
+
+def no_permitted_region(
+    model_name: str, allowed_regions: Collection[str], serving: Collection[str]
+) -> str:
+    """The dead letter's `error_message` for ``NO_PERMITTED_REGION``."""
+    return (
+        f"no region serves model {model_name!r} within allowed_regions "
+        f"[{describe(allowed_regions)}] (serving: {describe(serving)})"
+    )
+
+
+def queued_permitted(
+    placement: Placement, body: str, regions: Iterable[str], model_name: str | None = None
+) -> frozenset[str]:
+    """The regions a request already in a region queue may run in, read from its body.
+
+    For code that moves queued messages (the rescue): the body is the request as the client
+    sent it, so its ``allowed_regions`` and ``model_name`` decide; `model_name` (the routing
+    attribute) stands in when the body names none. Fails closed: an ``allowed_regions`` that is
+    not a list of names permits nothing. A body that is not a JSON object (put on the queue by
+    hand) has no residency rule; placement still applies.
+    """
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, TypeError):
+        document = None
+    if not isinstance(document, dict):
+        return placement.serving(model_name or "", regions)
+    model = document.get("model_name")
+    model = model if isinstance(model, str) else model_name or ""
+    allowed = document.get("allowed_regions")
+    if allowed is None:
+        return placement.serving(model, regions)
+    if not isinstance(allowed, list) or not all(isinstance(r, str) for r in allowed):
+        return frozenset()
+    return placement.permitted(model, allowed, regions)

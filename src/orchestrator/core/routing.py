@@ -43,6 +43,13 @@ Strategies
     The published orchestrator's formula, kept for compatibility:
     ``weight = max(1, max_depth - depth + 1)`` with ``depth = backlog``.
 
+High priority (`assign_shortest_wait`, not a strategy: the same for every ``ROUTING_STRATEGY``)
+    Each high-priority message joins the region where it would wait least, on the same
+    snapshot: ``wait = high-priority backlog / capacity`` (workers drain their region's
+    high-priority queue before the standard one, so only that backlog is ahead of it), ties
+    going to the larger capacity. A small share of traffic, so the herding that a shortest-wait
+    rule invites on stale snapshots costs little; what matters is the latency of that share.
+
 Regions that are unavailable (cooling down after failed sends) or whose backlog is at or
 above ``max_depth`` are never chosen; when none is left the choice is ``None`` and the caller
 pushes back instead of dropping.
@@ -77,9 +84,11 @@ class RegionLoad:
 
     region: str
     visible: int
-    """Messages waiting at the last refresh: `ApproximateNumberOfMessages`."""
+    """Messages waiting at the last refresh: `ApproximateNumberOfMessages` (of both queues when
+    the region has a high-priority queue)."""
     in_flight: int
-    """Messages held by consumers at the last refresh: `ApproximateNumberOfMessagesNotVisible`."""
+    """Messages held by consumers at the last refresh: `ApproximateNumberOfMessagesNotVisible`
+    (of both queues: the same workers consume both)."""
     pending: int = 0
     """Messages this container sent to the region since the last refresh."""
     capacity_hint: float = 0.0
@@ -95,13 +104,26 @@ class RegionLoad:
     """Seconds since `visible` and `in_flight` were measured (inf: never)."""
     since_drop: float = math.inf
     """Seconds since the region's capacity was seen to fall suddenly (a preemption)."""
+    high_visible: int = 0
+    """Of `visible`: messages waiting in the region's high-priority queue (0 without one)."""
+    high_pending: int = 0
+    """Of `pending`: high-priority messages this container sent there since the last refresh."""
 
     @property
     def backlog(self) -> int:
         return self.visible + self.pending
 
+    @property
+    def high_backlog(self) -> int:
+        """High-priority messages waiting: what a new high-priority message queues behind."""
+        return self.high_visible + self.high_pending
+
     def plus(self, sent: int) -> RegionLoad:
         return replace(self, pending=self.pending + sent)
+
+    def plus_high(self, sent: int) -> RegionLoad:
+        """`sent` more high-priority messages (they count in the region's backlog too)."""
+        return replace(self, pending=self.pending + sent, high_pending=self.high_pending + sent)
 
 
 # -- capacity ---------------------------------------------------------------------------------
@@ -270,6 +292,57 @@ def assign_regions(
         chosen.append(region)
         if region is not None:
             current[region] = current[region].plus(1)
+    return chosen
+
+
+# -- high priority ----------------------------------------------------------------------------
+
+
+def high_priority_wait(load: RegionLoad) -> float:
+    """Service times a new high-priority message waits in the region: its high-priority backlog
+    over the region's capacity (workers take high-priority work before standard work, so the
+    standard backlog does not delay it); infinite without capacity."""
+    region_capacity = proof_capacity(load)
+    if region_capacity <= 0:
+        return math.inf
+    return load.high_backlog / region_capacity
+
+
+def assign_shortest_wait(
+    loads: Sequence[RegionLoad],
+    count: int,
+    max_depth: int,
+    rng: random.Random | None = None,
+) -> list[str | None]:
+    """A region for each of `count` high-priority messages: the shortest `high_priority_wait`.
+
+    Not a weighted spread: each message joins the eligible region (available, below
+    `max_depth`) where it would wait least, ties going to the larger capacity, then to the
+    smaller high-priority backlog (when no region has capacity the queues still buffer), then
+    to a random order drawn once per call (so containers do not all favour the same region).
+    Each choice sees the ones before it as pending high-priority sends; None when no region
+    may take traffic.
+    """
+    current = {load.region: load for load in loads}
+    rng = rng or random.Random()
+    order = {region: rng.random() for region in current}
+    chosen: list[str | None] = []
+    for _ in range(count):
+        candidates = eligible(list(current.values()), max_depth)
+        if not candidates:
+            chosen.append(None)
+            continue
+        best = min(
+            candidates,
+            key=lambda load: (
+                high_priority_wait(load),
+                -proof_capacity(load),
+                load.high_backlog,
+                order[load.region],
+            ),
+        )
+        chosen.append(best.region)
+        current[best.region] = best.plus_high(1)
     return chosen
 
 

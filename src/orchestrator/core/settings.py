@@ -57,6 +57,24 @@ def region_queues(environ: Mapping[str, str], name: str = "REGION_QUEUES") -> di
     return dict(parsed)
 
 
+def companion_queues(
+    environ: Mapping[str, str], name: str, regions: Mapping[str, str]
+) -> dict[str, str]:
+    """An optional second queue per region (`HIGH_PRIORITY_QUEUES`): JSON
+    ``{"region": "queue_url"}`` naming exactly the regions of `regions` (`REGION_QUEUES`);
+    {} when unset or empty."""
+    if not environ.get(name, "").strip():
+        return {}
+    parsed = region_queues(environ, name)
+    missing = sorted(set(regions) - set(parsed))
+    extra = sorted(set(parsed) - set(regions))
+    problems = [f"no queue for {', '.join(missing)}"] if missing else []
+    problems += [f"{', '.join(extra)} not in REGION_QUEUES"] if extra else []
+    if problems:
+        raise ConfigError(name, "must name the regions of REGION_QUEUES: " + "; ".join(problems))
+    return parsed
+
+
 def primary_region(environ: Mapping[str, str]) -> str:
     """The function's own region: `AWS_REGION` (Lambda sets it), else `AWS_DEFAULT_REGION`."""
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):

@@ -16,6 +16,7 @@ from orchestrator.core.settings import (
     LOG_LEVELS,
     ConfigError,
     choice,
+    companion_queues,
     flag,
     number,
     optional,
@@ -43,6 +44,9 @@ class Settings:
     enable_tracing: bool = False
     placement: Placement = field(default_factory=Placement)
     """Which regions serve which model (`MODEL_REGIONS`; empty: every region, every model)."""
+    high_priority_queues: Mapping[str, str] = field(default_factory=dict)
+    """`HIGH_PRIORITY_QUEUES`: each region's high-priority queue (the regions of
+    `region_queues`); empty: high-priority requests go to the standard queues like any other."""
     workers_table_name: str | None = None
     """The workers' presence table (`WORKERS_TABLE_NAME`): routing reads live capacity from
     it; unset, routing judges capacity from queue counts alone."""
@@ -71,6 +75,7 @@ class Settings:
             log_level=choice(environ, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             enable_tracing=flag(environ, "ENABLE_TRACING"),
             placement=_placement(environ, queues),
+            high_priority_queues=companion_queues(environ, "HIGH_PRIORITY_QUEUES", queues),
         )
 
 

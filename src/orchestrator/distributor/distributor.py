@@ -2,12 +2,15 @@
 
 Order of work for a batch (each step's AWS calls run concurrently):
 
-1. parse every record; malformed ones are dead-lettered (in the background from here on);
+1. parse every record; malformed ones, and requests no permitted region can serve (model
+   placement, data residency), are dead-lettered (in the background from here on);
 2. copies of one request id inside the batch are reduced to the first, the leader;
-3. a region is chosen for each leader from the cached depths;
+3. a region is chosen for each leader from the cached depths, among its permitted regions
+   (`orchestrator.distributor.plan`); high-priority requests go to the high-priority queue of
+   the region where they would wait least, when the regions have such queues;
 4. each leader is claimed in the ledger (one conditional PutItem, the region included);
 5. claimed requests are forwarded, all regions at once; entries that fail are retried once in
-   another healthy region, and the region that failed cools down;
+   another healthy permitted region, and the region that failed cools down;
 6. what still failed releases its claim and is reported as a batch item failure.
 
 Nothing is acknowledged (left out of the failures) unless it is in a region queue, in the
@@ -32,6 +35,7 @@ from orchestrator.core.attributes import (
 from orchestrator.core.dead_letter import DeadLetter, DeadLetterQueue
 from orchestrator.core.depth import DepthCache
 from orchestrator.core.health import RegionHealth
+from orchestrator.core.placement import Placement, no_permitted_region
 from orchestrator.core.request import (
     ErrorCode,
     InvalidRequestError,
@@ -42,9 +46,10 @@ from orchestrator.core.request import (
 from orchestrator.core.routing import DEFAULT_STRATEGY, RegionLoad, Router
 from orchestrator.core.sqs import OutgoingMessage, SendFailure
 from orchestrator.core.timefmt import iso_utc
-from orchestrator.distributor.forwarder import Forwarder
+from orchestrator.distributor.forwarder import Destination, Forwarder
 from orchestrator.distributor.ledger import Claim, ClaimStatus, Ledger, LedgerError
 from orchestrator.distributor.outcome import BatchReport, Disposition, FailureReason, Outcome
+from orchestrator.distributor.plan import Need, choose_regions
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,8 @@ class _Valid:
     parsed: ParsedRequest
     client_attributes: Mapping[str, MessageAttribute]
     """The client's own message attributes, carried to the region queue."""
+    need: Need
+    """Where it may run, and whether it goes to a high-priority queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,10 @@ class _Routed:
     valid: _Valid
     region: str
     forwarded_at: str
+
+    @property
+    def destination(self) -> Destination:
+        return Destination(self.region, self.valid.need.high)
 
 
 class Distributor:
@@ -78,7 +89,9 @@ class Distributor:
         max_depth: int = 5000,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        placement: Placement | None = None,
     ) -> None:
+        """`placement`: which regions serve which model (default: every region, every model)."""
         self.ledger = ledger
         self.depths = depths
         self.forwarder = forwarder
@@ -90,6 +103,7 @@ class Distributor:
         self._rng = rng or random.Random()
         self.router = Router(strategy, max_depth, self._rng)
         self._clock = clock
+        self.placement = placement or Placement()
 
     # -- the batch ---------------------------------------------------------------------------
 
@@ -145,25 +159,51 @@ class Distributor:
                 )
                 continue
             try:
-                valid.append(_Valid(message_id, parse_request(body), _client_attributes(record)))
+                parsed = parse_request(body)
             except InvalidRequestError as exc:
                 letters.append(
                     DeadLetter(message_id, body, exc.code, exc.message, readable_request_id(body))
                 )
+                continue
+            need = self._need(parsed)
+            if need.permitted:
+                valid.append(_Valid(message_id, parsed, _client_attributes(record), need))
+            else:
+                letters.append(self._no_permitted_region(message_id, parsed))
         return valid, letters
+
+    def _need(self, parsed: ParsedRequest) -> Need:
+        request = parsed.request
+        permitted = self.placement.permitted(
+            request.model_name, request.allowed_regions, self.forwarder.regions
+        )
+        high = request.priority == "high" and self.forwarder.has_high_priority_queues
+        return Need(permitted, high)
+
+    def _no_permitted_region(self, message_id: str, parsed: ParsedRequest) -> DeadLetter:
+        request = parsed.request
+        serving = self.placement.serving(request.model_name, self.forwarder.regions)
+        return DeadLetter(
+            message_id,
+            parsed.body,
+            ErrorCode.NO_PERMITTED_REGION,
+            no_permitted_region(request.model_name, request.allowed_regions or (), serving),
+            request.request_id,
+        )
 
     def _route(self, leaders: list[_Valid], report: BatchReport) -> list[_Routed]:
         loads = self.depths.snapshot(self.health.is_available)
-        regions = self.router.assign(loads, len(leaders))
+        regions = choose_regions(self.router, loads, [v.need for v in leaders], self._rng)
         now = iso_utc(self._clock())
         routed = []
         for valid, region in zip(leaders, regions, strict=True):
             if region is None:
+                permitted = [load for load in loads if load.region in valid.need.permitted]
                 report.add(
                     _failed(
                         valid,
                         FailureReason.NO_ELIGIBLE_REGION,
-                        _why_no_region(loads, self.max_depth),
+                        _why_no_region(permitted, self.max_depth),
                     )
                 )
             else:
@@ -241,23 +281,24 @@ class Distributor:
     def _send(
         self, items: Mapping[str, _Routed], attempt: int, report: BatchReport
     ) -> list[tuple[_Routed, SendFailure]]:
-        plan: dict[str, list[OutgoingMessage]] = {}
+        plan: dict[Destination, list[OutgoingMessage]] = {}
         for key, item in items.items():
-            plan.setdefault(item.region, []).append(_outgoing(key, item, attempt))
+            plan.setdefault(item.destination, []).append(_outgoing(key, item, attempt))
         failures = self.forwarder.send(plan)
         failed: list[tuple[_Routed, SendFailure]] = []
-        for region, region_failures in failures.items():
-            failed_keys = {f.key for f in region_failures}
-            if any(not f.sender_fault for f in region_failures):
+        for destination, queue_failures in failures.items():
+            region = destination.region
+            failed_keys = {f.key for f in queue_failures}
+            if any(not f.sender_fault for f in queue_failures):
                 logger.warning(
                     "sends to %s failed; skipping it for a while: %s",
                     region,
-                    region_failures[0].reason,
+                    queue_failures[0].reason,
                 )
                 self.health.mark_failed(region)
-            sent = [m for m in plan[region] if m.key not in failed_keys]
+            sent = [m for m in plan[destination] if m.key not in failed_keys]
             if sent:
-                self.depths.record_forwarded(region, len(sent))
+                self.depths.record_forwarded(region, len(sent), high=destination.high)
             for message in sent:
                 item = items[message.key]
                 report.add(
@@ -267,21 +308,25 @@ class Distributor:
                         item.valid.parsed.request_id,
                         region,
                         attempt,
+                        high_priority=destination.high,
                     )
                 )
-            failed.extend((items[f.key], f) for f in region_failures)
+            failed.extend((items[f.key], f) for f in queue_failures)
         return failed
 
     def _reroute(
         self, failed: list[tuple[_Routed, SendFailure]], report: BatchReport
     ) -> list[_Routed]:
-        """Retry failed sends once in another healthy region; return what still failed."""
+        """Retry failed sends once in another healthy permitted region; return what still
+        failed (a request whose only permitted regions failed goes back to SQS)."""
         bad_regions = {item.region for item, _ in failed}
         loads = [
             load if load.region not in bad_regions else _unavailable(load)
             for load in self.depths.snapshot(self.health.is_available)
         ]
-        regions = self.router.assign(loads, len(failed))
+        regions = choose_regions(
+            self.router, loads, [item.valid.need for item, _ in failed], self._rng
+        )
         retry: dict[str, _Routed] = {}
         still_failed: list[_Routed] = []
         now = iso_utc(self._clock())

@@ -126,14 +126,16 @@ def build_distributor(
             settings.cache_ttl,
             executor,
             presence=_presence_reader(session, settings, clock),
+            high_queue_urls=settings.high_priority_queues,
         ),
-        forwarder=Forwarder(settings.region_queues, sqs, executor),
+        forwarder=Forwarder(settings.region_queues, sqs, executor, settings.high_priority_queues),
         dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, sqs[settings.primary_region]),
         health=health,
         executor=executor,
         strategy=settings.routing_strategy,
         max_depth=settings.max_queue_depth_threshold,
         clock=clock,
+        placement=settings.placement,
     )
     return App(distributor, settings, tracer, on_report)
 
@@ -207,10 +209,20 @@ def _log_and_measure(report: BatchReport, elapsed_ms: float) -> None:
             metric.add_dimension(name="region", value=region)
     dead = report.with_disposition(Disposition.DEAD_LETTERED)
     conflicts = sum(1 for o in dead if o.reason == "PAYLOAD_CONFLICT")
-    rerouted = sum(1 for o in report.with_disposition(Disposition.FORWARDED) if o.attempt == 2)
+    not_permitted = sum(1 for o in dead if o.reason == "NO_PERMITTED_REGION")
+    forwarded = report.with_disposition(Disposition.FORWARDED)
+    rerouted = sum(1 for o in forwarded if o.attempt == 2)
     metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=counts["duplicate"])
-    metrics.add_metric(name="Invalid", unit=MetricUnit.Count, value=len(dead) - conflicts)
+    metrics.add_metric(
+        name="Invalid", unit=MetricUnit.Count, value=len(dead) - conflicts - not_permitted
+    )
     metrics.add_metric(name="Conflicts", unit=MetricUnit.Count, value=conflicts)
+    metrics.add_metric(name="NoPermittedRegion", unit=MetricUnit.Count, value=not_permitted)
+    metrics.add_metric(
+        name="ForwardedHighPriority",
+        unit=MetricUnit.Count,
+        value=sum(1 for o in forwarded if o.high_priority),
+    )
     metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=counts["failed"])
     metrics.add_metric(name="Rerouted", unit=MetricUnit.Count, value=rerouted)
     metrics.add_metric(name="BatchLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)

@@ -25,7 +25,7 @@ class FailureReason(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     """Another invocation holds the same master message right now (its claim lease)."""
     NO_ELIGIBLE_REGION = "NO_ELIGIBLE_REGION"
-    """Every region is cooling down or at MAX_QUEUE_DEPTH_THRESHOLD."""
+    """Every region the request may run in is cooling down or at MAX_QUEUE_DEPTH_THRESHOLD."""
     LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
     """The DynamoDB claim failed (throttled, unreachable)."""
     FORWARD_FAILED = "FORWARD_FAILED"
@@ -47,6 +47,8 @@ class Outcome:
     reason: str | None = None
     """The `ErrorCode` for dead letters, the `FailureReason` for failures."""
     detail: str | None = None
+    high_priority: bool = False
+    """Forwarded to the region's high-priority queue."""
 
 
 @dataclass(slots=True)
