@@ -16,7 +16,9 @@ from orchestrator.core.routing import (
     RegionLoad,
     Router,
     assign_regions,
+    assign_shortest_wait,
     expected_wait_weights,
+    high_priority_wait,
     inverse_depth_weights,
     preemption_factor,
     region_weights,
@@ -376,3 +378,67 @@ def test_a_region_that_loses_its_consumers_stops_receiving_after_one_refresh(str
     stranded = dead.waiting + dead.in_service
     assert stranded <= 4 * 6 * 2
     assert regions["us-west-2"].received + regions["us-west-1"].received > 0
+
+
+# ---------------------------------------------------------------------- high priority
+def test_high_priority_joins_the_shortest_high_priority_wait_not_the_standard_backlog():
+    loads = [
+        RegionLoad("big", 0, 12, live_capacity=12.0, high_visible=6),  # 6 / 12 = 0.5
+        RegionLoad("small", 500, 2, live_capacity=2.0, high_visible=0),  # 0, long standard
+        RegionLoad("mid", 0, 6, live_capacity=6.0, high_visible=6),  # 1.0
+    ]
+    assert assign_shortest_wait(loads, 1, max_depth=5000) == ["small"]
+    assert high_priority_wait(loads[0]) == 0.5
+    assert high_priority_wait(RegionLoad("dead", 3, 0, high_visible=3)) == float("inf")
+
+
+def test_ties_go_to_the_larger_capacity():
+    loads = [
+        RegionLoad("two", 0, 2, live_capacity=2.0),
+        RegionLoad("twelve", 0, 12, live_capacity=12.0),
+        RegionLoad("six", 0, 6, live_capacity=6.0),
+    ]
+    assert assign_shortest_wait(loads, 1, max_depth=5000) == ["twelve"]
+
+
+def test_each_high_priority_choice_sees_the_ones_before_it():
+    loads = [RegionLoad("a", 0, 4, live_capacity=4.0), RegionLoad("b", 0, 2, live_capacity=2.0)]
+    chosen = assign_shortest_wait(loads, 6, max_depth=5000, rng=random.Random(1))
+    # a: 0 -> 1/4 -> 2/4 -> 3/4 -> 4/4; b: 0 -> 1/2 -> 2/2: waits stay level, 2:1 overall
+    assert Counter(chosen) == {"a": 4, "b": 2}
+
+
+def test_high_priority_skips_unavailable_full_and_dead_regions_and_buffers_at_worst():
+    loads = [
+        RegionLoad("cooling", 0, 8, live_capacity=8.0, available=False),
+        RegionLoad("full", 100, 8, live_capacity=8.0),
+        RegionLoad("dead", 0, 0, live_capacity=0.0, high_visible=0),
+        RegionLoad("ok", 5, 1, live_capacity=1.0, high_visible=5),
+    ]
+    assert assign_shortest_wait(loads, 1, max_depth=100) == ["ok"]
+    no_capacity = [
+        RegionLoad("a", 9, 0, live_capacity=0.0, high_visible=9),
+        RegionLoad("b", 2, 0, live_capacity=0.0, high_visible=2),
+    ]
+    assert assign_shortest_wait(no_capacity, 1, max_depth=100) == ["b"]  # the queues buffer
+    assert assign_shortest_wait(loads[:2], 2, max_depth=100) == [None, None]
+
+
+def test_high_priority_sends_count_in_both_backlogs():
+    load = RegionLoad("a", 10, 1, high_visible=4).plus_high(3)
+    assert (load.backlog, load.high_backlog) == (13, 7)
+    assert load.plus(2).high_backlog == 7
+
+
+@given(loads=loads_strategy, count=st.integers(1, 20))
+@settings(max_examples=200, deadline=None)
+def test_high_priority_choices_are_always_eligible_and_the_least_wait(loads, count):
+    unique = list({load.region: load for load in loads}.values())
+    chosen = assign_shortest_wait(unique, count, max_depth=5000, rng=random.Random(0))
+    allowed = {load.region for load in unique if load.available and load.backlog < 5000}
+    assert len(chosen) == count
+    assert all(region is None or region in allowed for region in chosen)
+    if chosen and chosen[0] is not None:
+        first = min(high_priority_wait(load) for load in unique if load.region in allowed)
+        picked = next(load for load in unique if load.region == chosen[0])
+        assert high_priority_wait(picked) == first
