@@ -1,4 +1,5 @@
-"""Test helpers: the rescue function against moto: three regions, one queue each, the request table.
+"""Test helpers: the rescue function against moto: three regions, one queue each (and a
+high-priority queue each once `add_high_queues` is called), the request table.
 
 Requests are put where the distributor would have put them: a message in a region queue with
 the routing attributes, and a FORWARDED record naming that region. A region "has a worker"
@@ -57,14 +58,26 @@ class World:
     faults: Faults
     clock: Clock
     ages: dict[str, float] = field(default_factory=dict)
-    """Oldest-message age per region, as CloudWatch would report it."""
+    """Oldest-message age per lane key (region, or region:high), as CloudWatch would say."""
+    high_urls: dict[str, str] = field(default_factory=dict)
+    """Each region's high-priority queue, once `add_high_queues` made them."""
 
     def sqs(self, region: str) -> Any:
         return self.aws.client("sqs", region)
 
+    def add_high_queues(self) -> dict[str, str]:
+        for region, url in self.aws.queue_urls.items():
+            name = url.rsplit("/", 1)[-1] + "-high"
+            self.high_urls[region] = self.sqs(region).create_queue(QueueName=name)["QueueUrl"]
+        return self.high_urls
+
+    def url(self, region: str, high: bool = False) -> str:
+        return self.high_urls[region] if high else self.aws.queue_urls[region]
+
     def app(self, **env: str) -> App:
+        high = {"HIGH_PRIORITY_QUEUES": json.dumps(self.high_urls)} if self.high_urls else {}
         environ = self.aws.environ(
-            **{"RESCUE_STALL_SECONDS": "0", "RESCUE_MAX_AGE_SECONDS": "600", **env}
+            **{"RESCUE_STALL_SECONDS": "0", "RESCUE_MAX_AGE_SECONDS": "600", **high, **env}
         )
         return build_rescue(
             environ,
@@ -81,8 +94,16 @@ class World:
         status: RequestStatus = RequestStatus.FORWARDED,
         client: Mapping[str, MessageAttribute] | None = None,
         run_lease_expires_at: int | None = None,
+        high: bool = False,
+        model_name: str = "gpt-l-7b",
+        allowed_regions: list[str] | None = None,
     ) -> list[str]:
-        """`count` forwarded requests waiting in `region`, with their records."""
+        """`count` forwarded requests waiting in `region` (its high-priority queue when
+        `high`), with their records."""
+        body_fields: dict[str, Any] = {"model_name": model_name}
+        if allowed_regions is not None:
+            body_fields["allowed_regions"] = allowed_regions
+        priority = "high" if high else "normal"
         ids = [f"req-{uuid.uuid4().hex[:12]}" for _ in range(count)]
         for start in range(0, count, 10):
             entries = []
@@ -90,8 +111,8 @@ class World:
                 attributes = {
                     **RoutingAttributes(
                         request_id,
-                        "normal",
-                        "gpt-l-7b",
+                        priority,
+                        model_name,
                         f"m-{request_id}",
                         1,
                         "2025-12-01T00:00:00.000Z",
@@ -101,15 +122,11 @@ class World:
                 entries.append(
                     {
                         "Id": str(index),
-                        "MessageBody": json.dumps(
-                            {"request_id": request_id, "model_name": "gpt-l-7b"}
-                        ),
+                        "MessageBody": json.dumps({"request_id": request_id, **body_fields}),
                         "MessageAttributes": {n: a.to_sqs() for n, a in attributes.items()},
                     }
                 )
-            self.sqs(region).send_message_batch(
-                QueueUrl=self.aws.queue_urls[region], Entries=entries
-            )
+            self.sqs(region).send_message_batch(QueueUrl=self.url(region, high), Entries=entries)
         table = self.aws.client("dynamodb")
         for request_id in ids:
             record = RequestRecord(
@@ -118,8 +135,8 @@ class World:
                 message_id=f"m-{request_id}",
                 payload_hash="h",
                 region=region,
-                priority="normal",
-                model_name="gpt-l-7b",
+                priority=priority,
+                model_name=model_name,
                 forwarded_at="2025-12-01T00:00:00.000Z",
                 lease_expires_at=int(NOW),
                 expires_at=int(NOW) + 86_400,
@@ -128,17 +145,18 @@ class World:
             table.put_item(TableName=self.aws.table_name, Item=record.to_item())
         return ids
 
-    def give_worker(self, region: str) -> None:
-        """A busy worker in `region`: one message held in flight for the whole test."""
-        url = self.aws.queue_urls[region]
+    def give_worker(self, region: str, high: bool = False) -> None:
+        """A busy worker in `region`: one message held in flight for the whole test (from
+        the high-priority queue when `high`)."""
+        url = self.url(region, high)
         self.sqs(region).send_message(QueueUrl=url, MessageBody="busy")
         held = self.sqs(region).receive_message(QueueUrl=url, VisibilityTimeout=3600)
         assert held.get("Messages"), "the worker's message was not received"
 
-    def read(self, region: str, visibility: int = 60) -> list[Received]:
+    def read(self, region: str, visibility: int = 60, high: bool = False) -> list[Received]:
         """Every visible message of `region` (hidden afterwards), the worker's excluded."""
         out: list[Received] = []
-        url = self.aws.queue_urls[region]
+        url = self.url(region, high)
         while True:
             batch = (
                 self.sqs(region)
@@ -166,9 +184,9 @@ class World:
                     )
                 )
 
-    def depth(self, region: str) -> tuple[int, int]:
+    def depth(self, region: str, high: bool = False) -> tuple[int, int]:
         attributes = self.sqs(region).get_queue_attributes(
-            QueueUrl=self.aws.queue_urls[region],
+            QueueUrl=self.url(region, high),
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return (

@@ -1,19 +1,23 @@
 """The rescue function's configuration, read once per container from environment variables.
 
-`REGION_QUEUES`, `IDEMPOTENCY_TABLE_NAME`, `ROUTING_STRATEGY`, `MAX_QUEUE_DEPTH_THRESHOLD`,
-`WORKERS_TABLE_NAME` and `LOG_LEVEL` mean what they mean for the distributor (the parsers are
-shared: `orchestrator.core.settings`). A bad value raises `ConfigError` naming the variable.
+`REGION_QUEUES`, `HIGH_PRIORITY_QUEUES`, `MODEL_REGIONS`, `IDEMPOTENCY_TABLE_NAME`,
+`ROUTING_STRATEGY`, `MAX_QUEUE_DEPTH_THRESHOLD`, `WORKERS_TABLE_NAME` and `LOG_LEVEL` mean
+what they mean for the distributor (the parsers are shared: `orchestrator.core.settings`,
+`orchestrator.core.placement`). A bad value raises `ConfigError` naming the variable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from orchestrator.core.placement import Placement, parse_model_regions
 from orchestrator.core.routing import DEFAULT_STRATEGY, STRATEGY_NAMES
 from orchestrator.core.settings import (
     LOG_LEVELS,
+    ConfigError,
     choice,
+    companion_queues,
     number,
     optional,
     primary_region,
@@ -42,6 +46,10 @@ class Settings:
     max_queue_depth_threshold: int = 5000
     workers_table_name: str | None = None
     log_level: str = "INFO"
+    high_priority_queues: Mapping[str, str] = field(default_factory=dict)
+    """Each region's high-priority queue (`HIGH_PRIORITY_QUEUES`); empty: standard queues only."""
+    placement: Placement = field(default_factory=Placement)
+    """Which regions serve which model (`MODEL_REGIONS`): rescued work stays within it."""
 
     @property
     def thresholds(self) -> Thresholds:
@@ -51,8 +59,9 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """Read and check every variable; the first bad one raises `ConfigError`."""
         max_age = number(environ, "RESCUE_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS, minimum=0)
+        queues = region_queues(environ)
         return cls(
-            region_queues=region_queues(environ),
+            region_queues=queues,
             idempotency_table_name=required(environ, "IDEMPOTENCY_TABLE_NAME"),
             primary_region=primary_region(environ),
             stall_seconds=number(environ, "RESCUE_STALL_SECONDS", DEFAULT_STALL_SECONDS, minimum=0),
@@ -82,4 +91,13 @@ class Settings:
             ),
             workers_table_name=optional(environ, "WORKERS_TABLE_NAME"),
             log_level=choice(environ, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            high_priority_queues=companion_queues(environ, "HIGH_PRIORITY_QUEUES", queues),
+            placement=_placement(environ, queues),
         )
+
+
+def _placement(environ: Mapping[str, str], queues: Mapping[str, str]) -> Placement:
+    try:
+        return parse_model_regions(environ.get("MODEL_REGIONS", ""), set(queues))
+    except ValueError as exc:
+        raise ConfigError("MODEL_REGIONS", str(exc)) from exc

@@ -23,6 +23,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from orchestrator.core.aws import CLIENT_CONFIG, MAX_POOL_CONNECTIONS, dynamodb_client, sqs_clients
 from orchestrator.core.presence import live_capacity
 from orchestrator.rescue.config import Settings
+from orchestrator.rescue.lanes import lane_urls
 from orchestrator.rescue.memory import StallMemory
 from orchestrator.rescue.mover import Mover
 from orchestrator.rescue.observe import AgeReader, CloudWatchAges, Observer, PresenceReader
@@ -81,19 +82,29 @@ def build_rescue(
             region: session.client("cloudwatch", region_name=region, config=CLIENT_CONFIG)
             for region in regions
         }
-        ages = CloudWatchAges(settings.region_queues, cloudwatch)
+        lanes = lane_urls(settings.region_queues, settings.high_priority_queues)
+        ages = CloudWatchAges({lane.key: url for lane, url in lanes.items()}, cloudwatch)
     presence = None
     if settings.workers_table_name is not None:
         presence = _presence_reader(dynamodb, settings.workers_table_name, regions)
     rescue = Rescue(
         memory=StallMemory(settings.idempotency_table_name, dynamodb),
-        observer=Observer(settings.region_queues, sqs, executor, ages, presence),
+        observer=Observer(
+            settings.region_queues,
+            sqs,
+            executor,
+            ages,
+            presence,
+            high_queue_urls=settings.high_priority_queues,
+        ),
         mover=Mover(
             settings.region_queues,
             sqs,
             RequestRecords(settings.idempotency_table_name, dynamodb),
             settings.visibility_timeout,
             clock,
+            high_queue_urls=settings.high_priority_queues,
+            placement=settings.placement,
         ),
         executor=executor,
         thresholds=settings.thresholds,

@@ -1,10 +1,15 @@
-"""Moving one stranded region's waiting messages to healthy regions, ten at a time.
+"""Moving one stranded queue's waiting messages to healthy regions, ten at a time.
 
-For each batch, in this order (docs/rescue.md explains why nothing is lost or run twice):
+A stranded queue is a lane (`orchestrator.rescue.lanes`): a region's standard queue, whose
+messages go to other regions' standard queues, or its high-priority queue, whose messages go
+to other regions' high-priority queues. For each batch, in this order (docs/rescue.md explains
+why nothing is lost or run twice):
 
 1. **receive** up to 10 messages with their attributes, hidden for the visibility timeout
    (only once a target exists: every receive counts towards the queue's redrive limit);
-2. **choose** a region for each (`TargetPicker`: the routing strategy, healthy regions only);
+2. **choose** a region for each among the regions it may run in (its model's placement,
+   `MODEL_REGIONS`, and its body's ``allowed_regions``): `TargetPicker`, healthy regions only.
+   A message no other permitted region can take stays where it is (handed back, *pinned*);
 3. **send** the copies: same body, routing attributes with ``attempt`` + 1 and a new
    ``forwarded_at``, the client's attributes carried (`orchestrator.core.attributes`);
 4. **update** each request record's region, on condition that it is still FORWARDED;
@@ -34,9 +39,11 @@ from orchestrator.core.attributes import (
     client_attributes,
 )
 from orchestrator.core.errors import AWS_ERRORS, one_line
+from orchestrator.core.placement import Placement, queued_permitted
 from orchestrator.core.sqs import MAX_BATCH_ENTRIES, OutgoingMessage, chunks, send_chunk
 from orchestrator.core.stranding import StrandReason
 from orchestrator.core.timefmt import iso_utc
+from orchestrator.rescue.lanes import Lane, lane_urls
 from orchestrator.rescue.records import RecordsUnavailableError, RecordUpdate, RequestRecords
 from orchestrator.rescue.targets import Budget, TargetPicker
 
@@ -63,18 +70,21 @@ class StopReason(StrEnum):
 
 @dataclass(slots=True)
 class RegionOutcome:
-    """What happened to one stranded region's messages in one run."""
+    """What happened to one stranded queue's messages in one run."""
 
     region: str
+    """The queue's lane key: the region, or ``<region>:high`` for its high-priority queue."""
     reason: StrandReason
     moved: Counter[str] = field(default_factory=Counter)
-    """Target region -> copies sent whose original was deleted."""
+    """Target lane key -> copies sent whose original was deleted."""
     superseded: int = 0
     """Copies sent while a worker had the request: original deleted, copy harmless."""
     unrecorded: int = 0
     """Moved without a record to update (no routing attributes, or no record)."""
     handed_back: int = 0
     """No target or the send failed: made visible again in the source queue."""
+    pinned: int = 0
+    """Of `handed_back`: no region its placement and residency permit could take it."""
     left_hidden: int = 0
     """Copy sent, record not writable: the original returns after the visibility timeout."""
     not_deleted: int = 0
@@ -89,7 +99,7 @@ class RegionOutcome:
 @dataclass(frozen=True, slots=True)
 class _Copy:
     original: MessageTypeDef
-    target: str
+    target: Lane
     outgoing: OutgoingMessage
     request_id: str | None
     """None: the message carries no routing attributes (not forwarded by the distributor)."""
@@ -103,36 +113,45 @@ class Mover:
         records: RequestRecords,
         visibility_timeout: int,
         clock: Callable[[], float],
+        *,
+        high_queue_urls: Mapping[str, str] | None = None,
+        placement: Placement | None = None,
     ) -> None:
-        self._queue_urls = dict(queue_urls)
+        """`high_queue_urls`: each region's high-priority queue; `placement`: which regions
+        serve which model (`MODEL_REGIONS`; default every region, every model)."""
+        self._urls = lane_urls(queue_urls, high_queue_urls)
+        self._regions = frozenset(queue_urls)
         self._sqs = sqs
         self._records = records
         self._visibility_timeout = visibility_timeout
         self._clock = clock
+        self._placement = placement or Placement()
 
     def rescue_region(
         self,
-        region: str,
+        key: str,
         reason: StrandReason,
         picker: TargetPicker,
         budget: Budget,
         time_left: Callable[[], float],
     ) -> RegionOutcome:
-        """Move `region`'s waiting messages until it is empty, the budget or the time runs
-        out, no region can take them, or AWS fails."""
-        outcome = RegionOutcome(region, reason)
+        """Move the waiting messages of the queue `key` names (a lane key: the region, or
+        ``<region>:high``) until it is empty, the budget or the time runs out, no region can
+        take them, or AWS fails."""
+        lane = Lane.from_key(key)
+        outcome = RegionOutcome(key, reason)
         unmoved: list[MessageTypeDef] = []
-        outcome.stopped = self._batches(region, picker, budget, time_left, outcome, unmoved)
+        outcome.stopped = self._batches(lane, picker, budget, time_left, outcome, unmoved)
         # Handed back only now: a message is received at most once per run, because every
         # receive counts towards the queue's redrive limit (maxReceiveCount).
         outcome.handed_back += len(unmoved)
         for start in range(0, len(unmoved), MAX_BATCH_ENTRIES):
-            self._hand_back(region, unmoved[start : start + MAX_BATCH_ENTRIES])
+            self._hand_back(lane, unmoved[start : start + MAX_BATCH_ENTRIES])
         return outcome
 
     def _batches(
         self,
-        region: str,
+        lane: Lane,
         picker: TargetPicker,
         budget: Budget,
         time_left: Callable[[], float],
@@ -142,26 +161,26 @@ class Mover:
         while True:
             if time_left() < TIME_MARGIN_SECONDS:
                 return StopReason.DEADLINE
-            if not picker.has_target(region):
+            if not picker.has_target(lane.region):
                 return StopReason.NO_TARGET
             wanted = budget.take(MAX_BATCH_ENTRIES)
             if wanted == 0:
                 return StopReason.BUDGET
             try:
-                messages = self._receive(region, wanted)
+                messages = self._receive(lane, wanted)
             except AWS_ERRORS as exc:
                 budget.give_back(wanted)
-                logger.warning("receive from %s failed: %s", region, one_line(exc))
+                logger.warning("receive from %s failed: %s", lane.key, one_line(exc))
                 return StopReason.RECEIVE_FAILED
             budget.give_back(wanted - len(messages))
             if not messages:
                 return StopReason.EMPTY
-            if not self._move_batch(region, messages, picker, outcome, unmoved):
+            if not self._move_batch(lane, messages, picker, outcome, unmoved):
                 return StopReason.RECORDS_FAILED
 
-    def _receive(self, region: str, count: int) -> list[MessageTypeDef]:
-        response = self._sqs[region].receive_message(
-            QueueUrl=self._queue_urls[region],
+    def _receive(self, lane: Lane, count: int) -> list[MessageTypeDef]:
+        response = self._sqs[lane.region].receive_message(
+            QueueUrl=self._urls[lane],
             MaxNumberOfMessages=count,
             WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
             VisibilityTimeout=self._visibility_timeout,
@@ -172,7 +191,7 @@ class Mover:
 
     def _move_batch(
         self,
-        region: str,
+        lane: Lane,
         messages: Sequence[MessageTypeDef],
         picker: TargetPicker,
         outcome: RegionOutcome,
@@ -181,14 +200,15 @@ class Mover:
         """One batch, steps 2-5; messages not sent go to `unmoved`. False when the request
         table failed (stop this region)."""
         forwarded_at = iso_utc(self._clock())
-        targets = picker.pick(region, len(messages))
         copies: list[_Copy] = []
         hand_back: list[MessageTypeDef] = []
-        for message, target in zip(messages, targets, strict=True):
-            if target is None:
-                hand_back.append(message)
-            else:
-                copies.append(_copy(message, target, forwarded_at))
+        for message, target, permitted in self._targets(lane, messages, picker):
+            if target is not None:
+                copies.append(_copy(message, lane.to(target), forwarded_at))
+                continue
+            hand_back.append(message)
+            if permitted < self._regions:
+                outcome.pinned += 1
         sent, unsent = self._send(copies, picker)
         hand_back.extend(copy.original for copy in unsent)
 
@@ -203,14 +223,14 @@ class Mover:
                 outcome.left_hidden += 1
                 continue
             try:
-                result = self._records.move(copy.request_id, copy.target, forwarded_at)
+                result = self._records.move(copy.request_id, copy.target.region, forwarded_at)
             except RecordsUnavailableError as exc:
-                logger.warning("%s; leaving the rest of %s for later", one_line(exc), region)
+                logger.warning("%s; leaving the rest of %s for later", one_line(exc), lane.key)
                 records_ok = False
                 outcome.left_hidden += 1
                 continue
             if result.update is RecordUpdate.MOVED:
-                outcome.moved[copy.target] += 1
+                outcome.moved[copy.target.key] += 1
             elif result.update is RecordUpdate.MISSING:
                 outcome.unrecorded += 1
             else:
@@ -219,20 +239,42 @@ class Mover:
                     "request %s is %s: its copy in %s will be dropped by the worker's claim",
                     copy.request_id,
                     result.status,
-                    copy.target,
+                    copy.target.key,
                 )
             to_delete.append(copy.original)
 
-        outcome.not_deleted += self._delete(region, to_delete)
+        outcome.not_deleted += self._delete(lane, to_delete)
         unmoved.extend(hand_back)
         return records_ok
+
+    def _targets(
+        self, lane: Lane, messages: Sequence[MessageTypeDef], picker: TargetPicker
+    ) -> list[tuple[MessageTypeDef, str | None, frozenset[str]]]:
+        """(message, target region or None, the regions it may run in), in order. Messages
+        are chosen for in groups of the same permitted regions, each group seeing the ones
+        before it."""
+        permitted = [self._permitted(message) for message in messages]
+        groups: dict[frozenset[str], list[int]] = defaultdict(list)
+        for index, regions in enumerate(permitted):
+            groups[regions].append(index)
+        targets: list[str | None] = [None] * len(messages)
+        for regions, indexes in groups.items():
+            chosen = picker.pick(lane.region, len(indexes), regions, high=lane.high)
+            for index, target in zip(indexes, chosen, strict=True):
+                targets[index] = target
+        return list(zip(messages, targets, permitted, strict=True))
+
+    def _permitted(self, message: MessageTypeDef) -> frozenset[str]:
+        routing = RoutingAttributes.from_message(message)
+        model_name = routing.model_name if routing else None
+        return queued_permitted(self._placement, message["Body"], self._regions, model_name)
 
     def _send(
         self, copies: Sequence[_Copy], picker: TargetPicker
     ) -> tuple[list[_Copy], list[_Copy]]:
         """Send every copy to its target; (in, not in). A target that fails is avoided for
         the rest of the run."""
-        by_target: dict[str, list[_Copy]] = defaultdict(list)
+        by_target: dict[Lane, list[_Copy]] = defaultdict(list)
         for copy in copies:
             by_target[copy.target].append(copy)
         sent: list[_Copy] = []
@@ -241,17 +283,17 @@ class Mover:
             by_key = {copy.outgoing.key: copy for copy in group}
             failed: set[str] = set()
             for chunk in chunks([copy.outgoing for copy in group]):
-                failures = send_chunk(self._sqs[target], self._queue_urls[target], chunk)
+                failures = send_chunk(self._sqs[target.region], self._urls[target], chunk)
                 for failure in failures:
-                    logger.warning("rescue send to %s failed: %s", target, failure.reason)
+                    logger.warning("rescue send to %s failed: %s", target.key, failure.reason)
                 failed.update(failure.key for failure in failures)
             if failed:
-                picker.mark_failed(target)
+                picker.mark_failed(target.region)
             for key, copy in by_key.items():
                 (unsent if key in failed else sent).append(copy)
         return sent, unsent
 
-    def _delete(self, region: str, messages: Sequence[MessageTypeDef]) -> int:
+    def _delete(self, lane: Lane, messages: Sequence[MessageTypeDef]) -> int:
         """Delete the originals; returns how many were not deleted."""
         if not messages:
             return 0
@@ -260,15 +302,15 @@ class Mover:
             for index, message in enumerate(messages)
         ]
         try:
-            response = self._sqs[region].delete_message_batch(
-                QueueUrl=self._queue_urls[region], Entries=entries
+            response = self._sqs[lane.region].delete_message_batch(
+                QueueUrl=self._urls[lane], Entries=entries
             )
         except AWS_ERRORS as exc:
-            logger.warning("delete from %s failed: %s", region, one_line(exc))
+            logger.warning("delete from %s failed: %s", lane.key, one_line(exc))
             return len(messages)
         return len(response.get("Failed", []))
 
-    def _hand_back(self, region: str, messages: Sequence[MessageTypeDef]) -> None:
+    def _hand_back(self, lane: Lane, messages: Sequence[MessageTypeDef]) -> None:
         """Make unmoved messages visible again now rather than after the timeout."""
         if not messages:
             return
@@ -277,14 +319,14 @@ class Mover:
             for index, message in enumerate(messages)
         ]
         try:
-            self._sqs[region].change_message_visibility_batch(
-                QueueUrl=self._queue_urls[region], Entries=entries
+            self._sqs[lane.region].change_message_visibility_batch(
+                QueueUrl=self._urls[lane], Entries=entries
             )
         except AWS_ERRORS as exc:  # they come back after the visibility timeout anyway
-            logger.warning("hand-back to %s failed: %s", region, one_line(exc))
+            logger.warning("hand-back to %s failed: %s", lane.key, one_line(exc))
 
 
-def _copy(message: MessageTypeDef, target: str, forwarded_at: str) -> _Copy:
+def _copy(message: MessageTypeDef, target: Lane, forwarded_at: str) -> _Copy:
     """The message as it is sent to `target`."""
     routing = RoutingAttributes.from_message(message)
     attributes: dict[str, str | MessageAttribute]

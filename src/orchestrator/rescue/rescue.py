@@ -1,12 +1,17 @@
-"""One rescue run: look at every region, judge which are stranded, move their backlogs.
+"""One rescue run: look at every region queue, judge which are stranded, move their backlogs.
+
+Each region has a standard queue and, when configured, a high-priority queue: its *lanes*
+(`orchestrator.rescue.lanes`), judged and rescued one by one, keyed by lane key (the region,
+or ``<region>:high``) in the memory and the report.
 
 1. Read the stall memory (the request table). If the table cannot be read, the run stops
    here: every move would need it too.
-2. Observe every region in parallel (`Observer`).
-3. Update each region's "stalled since" (`core.stranding.track_stall`) and save it when it
-   changed; judge each region (`core.stranding.stranded_reason`).
-4. Rescue the stranded regions concurrently, one thread each, sharing one message budget and
-   one view of the healthy regions (`TargetPicker`).
+2. Observe every queue in parallel (`Observer`).
+3. Update each queue's "stalled since" (`core.stranding.track_stall`) and save it when it
+   changed; judge each queue (`core.stranding.stranded_reason`).
+4. Rescue the stranded queues concurrently, one thread each, sharing one message budget and
+   one view of the healthy regions (`TargetPicker`). A region with a stranded queue takes no
+   rescued work.
 
 A defect (a `TypeError`, a `KeyError`) is not caught: the run fails once every region's
 thread has stopped, and the messages it had received but not sent come back to their queue
@@ -19,10 +24,11 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.core.errors import one_line
+from orchestrator.core.routing import RegionLoad
 from orchestrator.core.stranding import (
     QueueObservation,
     StrandReason,
@@ -31,6 +37,7 @@ from orchestrator.core.stranding import (
     stranded_reason,
     track_stall,
 )
+from orchestrator.rescue.lanes import HIGH_SUFFIX, region_of
 from orchestrator.rescue.memory import MemoryUnavailableError, StallMemory
 from orchestrator.rescue.mover import Mover, RegionOutcome
 from orchestrator.rescue.observe import Observer
@@ -76,6 +83,7 @@ class RunReport:
                     "superseded": o.superseded,
                     "unrecorded": o.unrecorded,
                     "handed_back": o.handed_back,
+                    "pinned": o.pinned,
                     "left_hidden": o.left_hidden,
                     "not_deleted": o.not_deleted,
                     "stopped": o.stopped.value,
@@ -159,12 +167,12 @@ class Rescue:
         observations: Mapping[str, QueueObservation | None],
         time_left: Callable[[], float],
     ) -> dict[str, RegionOutcome]:
-        unknown = [region for region, o in observations.items() if o is None]
+        unknown = [region_of(key) for key, o in observations.items() if o is None]
         picker = TargetPicker(
-            [region_load(region, o) for region, o in observations.items() if o is not None],
+            region_loads(observations),
             strategy=self._strategy,
             max_depth=self._max_depth,
-            avoid=[*stranded, *unknown],
+            avoid={region_of(key) for key in [*stranded, *unknown]},
             rng=self._rng,
         )
         budget = Budget(self._max_messages)
@@ -176,3 +184,19 @@ class Rescue:
         }
         wait(futures.values())  # every region's thread stops before a defect is raised
         return {region: future.result() for region, future in futures.items()}
+
+
+def region_loads(observations: Mapping[str, QueueObservation | None]) -> list[RegionLoad]:
+    """The routing's view of each readable region, from its lanes' observations: the backlog of
+    both queues, the region's in-flight count (each lane carries the total) and live capacity,
+    and the high-priority backlog apart."""
+    loads: list[RegionLoad] = []
+    for key, observation in observations.items():
+        if observation is None or key.endswith(HIGH_SUFFIX):
+            continue
+        high = observations.get(key + HIGH_SUFFIX)
+        load = region_load(key, observation)
+        if high is not None:
+            load = replace(load, visible=load.visible + high.visible, high_visible=high.visible)
+        loads.append(load)
+    return loads
