@@ -160,8 +160,13 @@ def test_region_stack_holds_the_workers_resources(session: boto3.session.Session
     )
     resources = {s["Sid"]: s["Resource"] for s in document["Statement"]}
     table = "arn:aws:dynamodb:us-east-1:123456789012:table/inference-"
+    assert outputs["RegionHighPriorityQueueUrl"].endswith("/inference-queue-us-west-2-dev-high")
+    assert outputs["RegionHighPriorityQueueArn"] == arn(outputs["RegionHighPriorityQueueUrl"])
     assert resources == {
-        "ConsumeRegionQueue": arn(outputs["RegionQueueUrl"]),
+        "ConsumeRegionQueue": [
+            arn(outputs["RegionQueueUrl"]),
+            arn(outputs["RegionHighPriorityQueueUrl"]),
+        ],
         "DeadLetterFailedRequests": arn(outputs["RegionDeadLetterQueueUrl"]),
         "RequestRecords": table + "idempotency-dev",
         "PublishPresence": table + "workers-dev",
@@ -287,6 +292,8 @@ def test_region_stacks_get_iam_capability_and_their_own_parameters() -> None:
     }
     for client in clients.values():
         client.outputs["RegionQueueArn"] = "arn:aws:sqs:x"
+        client.outputs["RegionHighPriorityQueueUrl"] = "https://q-high"
+        client.outputs["RegionHighPriorityQueueArn"] = "arn:aws:sqs:x-high"
     deploy_region_stacks(
         clients,
         stack_name="s",
@@ -381,12 +388,28 @@ def test_override_quoting_round_trips_through_sam() -> None:
 
 
 def test_remote_queue_parameters_refuse_urls_the_template_cannot_split() -> None:
-    good = RegionQueue("us-west-2", "s", "https://sqs.us-west-2.amazonaws.com/1/q", "arn:aws:sqs:x")
-    assert remote_queue_parameters([]) == {"RemoteRegionQueues": "", "RemoteRegionQueueArns": ""}
-    assert remote_queue_parameters([good])["RemoteRegionQueues"].startswith("us-west-2=https://")
-    bad = RegionQueue("us-west-2", "s", "https://x/?a=b", "arn:aws:sqs:x")
+    url = "https://sqs.us-west-2.amazonaws.com/1/q"
+    good = RegionQueue("us-west-2", "s", url, "arn:aws:sqs:x", None, url + "-high", "arn:h")
+    assert remote_queue_parameters([]) == {
+        "RemoteRegionQueues": "",
+        "RemoteRegionQueueArns": "",
+        "RemoteRegionHighPriorityQueues": "",
+        "RemoteRegionHighPriorityQueueArns": "",
+    }
+    assert remote_queue_parameters([good]) == {
+        "RemoteRegionQueues": f"us-west-2={url}",
+        "RemoteRegionQueueArns": "arn:aws:sqs:x",
+        "RemoteRegionHighPriorityQueues": f"us-west-2={url}-high",
+        "RemoteRegionHighPriorityQueueArns": "arn:h",
+    }
+    bad = RegionQueue("us-west-2", "s", "https://x/?a=b", "arn:aws:sqs:x", None, url, "arn:h")
     with pytest.raises(ConfigurationError):
         remote_queue_parameters([bad])
+    bad_high = RegionQueue("us-west-2", "s", url, "arn:aws:sqs:x", None, "https://x/?a=b", "a")
+    with pytest.raises(ConfigurationError):
+        remote_queue_parameters([bad_high])
+    with pytest.raises(ConfigurationError):
+        remote_queue_parameters([RegionQueue("us-west-2", "s", url, "arn:x", None, url, "")])
 
 
 def test_sam_gets_a_python312_on_path() -> None:
@@ -429,6 +452,9 @@ class FakeSam:
     def _stand_in(self, stack_name: str, region: str, parameters: dict[str, str]) -> None:
         evaluator = Evaluator(load(PRIMARY), parameters, region=region)
         before, after = evaluator.output("RegionQueuesJson").split("<Ref:RegionQueue>")
+        high_before, high_after = evaluator.output("HighPriorityQueuesJson").split(
+            "<Ref:RegionHighPriorityQueue>"
+        )
         env = parameters["Environment"]
         queue = {"Type": "AWS::SQS::Queue"}
         template = {
@@ -440,6 +466,10 @@ class FakeSam:
                 "RegionQueue": {
                     **queue,
                     "Properties": {"QueueName": f"inference-queue-{region}-{env}"},
+                },
+                "RegionHighPriorityQueue": {
+                    **queue,
+                    "Properties": {"QueueName": f"inference-queue-{region}-{env}-high"},
                 },
                 "RegionDeadLetterQueue": {
                     **queue,
@@ -454,6 +484,15 @@ class FakeSam:
                 "RegionQueueUrl": {"Value": {"Ref": "RegionQueue"}},
                 "RegionQueuesJson": {
                     "Value": {"Fn::Join": ["", [before, {"Ref": "RegionQueue"}, after]]}
+                },
+                "RegionHighPriorityQueueUrl": {"Value": {"Ref": "RegionHighPriorityQueue"}},
+                "HighPriorityQueuesJson": {
+                    "Value": {
+                        "Fn::Join": [
+                            "",
+                            [high_before, {"Ref": "RegionHighPriorityQueue"}, high_after],
+                        ]
+                    }
                 },
                 **self._worker_outputs(region, env, parameters),
             },
@@ -534,6 +573,18 @@ def test_one_command_deploys_every_region(session: boto3.session.Session, tmp_pa
         arns["us-west-2"],
         arns["us-west-1"],
     ]
+    high = {
+        r: sqs[r].get_queue_url(QueueName=f"inference-queue-{r}-dev-high")["QueueUrl"] for r in sqs
+    }
+    assert sam.parameters["RemoteRegionHighPriorityQueues"] == (
+        f"us-west-2={high['us-west-2']},us-west-1={high['us-west-1']}"
+    )
+    assert sam.parameters["RemoteRegionHighPriorityQueueArns"].split(",") == [
+        sqs[r].get_queue_attributes(QueueUrl=high[r], AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        for r in ("us-west-2", "us-west-1")
+    ]
     # the region stacks got the shared tunable too
     visibility = sqs["us-west-2"].get_queue_attributes(
         QueueUrl=urls["us-west-2"], AttributeNames=["VisibilityTimeout"]
@@ -543,6 +594,8 @@ def test_one_command_deploys_every_region(session: boto3.session.Session, tmp_pa
     # the distributor's REGION_QUEUES (as the template computes it) names all three queues
     summary = json.loads(summary_file.read_text())
     assert summary["region_queues"] == urls
+    assert summary["high_priority_queues"] == high  # HIGH_PRIORITY_QUEUES, the same regions
+    assert "high-priority queues (HIGH_PRIORITY_QUEUES)" in out
     assert summary["master_queue_url"].endswith("/inference-master-queue-dev")
     for r, url in urls.items():
         assert f"{r}" in out and url in out
@@ -556,6 +609,8 @@ def test_single_region_sends_empty_remote_parameters(session: boto3.session.Sess
     # sent explicitly (empty), so an update cannot keep a removed region's previous value
     assert sam.parameters["RemoteRegionQueues"] == ""
     assert sam.parameters["RemoteRegionQueueArns"] == ""
+    assert sam.parameters["RemoteRegionHighPriorityQueues"] == ""
+    assert sam.parameters["RemoteRegionHighPriorityQueueArns"] == ""
     assert sam.parameters["MaximumConcurrency"] == "100"  # from samconfig [prod]
     assert "inference-queue-us-east-1-prod" in out
 
@@ -663,11 +718,15 @@ def test_manifests_are_filled_in_per_region(session: boto3.session.Session, tmp_
         kinds = written_documents(folder)
         (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        (trigger,) = kinds["ScaledObject"]["spec"]["triggers"]
+        trigger, high_trigger = kinds["ScaledObject"]["spec"]["triggers"]
         sqs = session.client("sqs", region_name=region)
         url = sqs.get_queue_url(QueueName=f"inference-queue-{region}-dev")["QueueUrl"]
+        high = sqs.get_queue_url(QueueName=f"inference-queue-{region}-dev-high")["QueueUrl"]
         dlq = sqs.get_queue_url(QueueName=f"inference-queue-{region}-dev-dlq")["QueueUrl"]
         assert env["WORKER_QUEUE_URL"] == trigger["metadata"]["queueURL"] == url
+        assert env["WORKER_HIGH_PRIORITY_QUEUE_URL"] == high_trigger["metadata"]["queueURL"]
+        assert env["WORKER_HIGH_PRIORITY_QUEUE_URL"] == high
+        assert high_trigger["metadata"]["awsRegion"] == region
         assert env["WORKER_DEAD_LETTER_QUEUE_URL"] == dlq
         assert env["WORKER_REGION"] == trigger["metadata"]["awsRegion"] == region
         assert env["IDEMPOTENCY_TABLE_NAME"] == "inference-idempotency-dev"

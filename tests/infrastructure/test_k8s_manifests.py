@@ -47,6 +47,7 @@ KINDS = {document["kind"]: document for document in DOCUMENTS}
 # The worker's environment contract (the worker reads exactly these names).
 WORKER_ENV = {
     "WORKER_QUEUE_URL",
+    "WORKER_HIGH_PRIORITY_QUEUE_URL",
     "WORKER_REGION",
     "WORKER_HANDLER",
     "WORKER_BATCH_SIZE",
@@ -74,6 +75,9 @@ SAMPLE_VALUES = {
     "WORKER_HANDLER": "examples.digits:DigitsModel",
     "KARPENTER_NODE_ROLE": "KarpenterNodeRole-gpu-west",
     "QUEUE_URL": "https://sqs.us-west-2.amazonaws.com/123456789012/inference-queue-us-west-2-dev",
+    "HIGH_PRIORITY_QUEUE_URL": (
+        "https://sqs.us-west-2.amazonaws.com/123456789012/inference-queue-us-west-2-dev-high"
+    ),
     "DEAD_LETTER_QUEUE_URL": (
         "https://sqs.us-west-2.amazonaws.com/123456789012/inference-queue-us-west-2-dev-dlq"
     ),
@@ -109,6 +113,11 @@ def env_value(name: str) -> str:
 
 def default(parameter: str, template: str = "region.yaml") -> str:
     return str(TEMPLATES[template]["Parameters"][parameter]["Default"])
+
+
+def triggers() -> dict[str, dict[str, Any]]:
+    """The ScaledObject's triggers by name."""
+    return {t["name"]: t for t in KINDS["ScaledObject"]["spec"]["triggers"]}
 
 
 # ---------------------------------------------------------------------- offline validation
@@ -220,6 +229,16 @@ NEGATIVE = {
         "ScaledObject",
         _set("spec.triggers.0.metadata.scaleOnInFlight", "yes"),
         "scaleOnInFlight",
+    ),
+    "high-priority trigger metadata typo": (
+        "ScaledObject",
+        _rename("spec.triggers.1.metadata", "queueURL", "queueUrl"),
+        "queueUrl",
+    ),
+    "two triggers with one name": (
+        "ScaledObject",
+        _set("spec.triggers.1.name", "region-queue"),
+        "'region-queue' is given more than once",
     ),
     "trigger auth unknown provider": (
         "TriggerAuthentication",
@@ -421,21 +440,25 @@ def test_keda_scales_the_deployment_with_its_authentication() -> None:
     target = scaled["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
     assert target["name"] == deployment()["metadata"]["name"]
-    (trigger,) = scaled["triggers"]
-    assert trigger["authenticationRef"] == {
-        "name": KINDS["TriggerAuthentication"]["metadata"]["name"],
-        "kind": "TriggerAuthentication",
-    }
+    assert len(scaled["triggers"]) == 2
+    for trigger in scaled["triggers"]:
+        assert trigger["authenticationRef"] == {
+            "name": KINDS["TriggerAuthentication"]["metadata"]["name"],
+            "kind": "TriggerAuthentication",
+        }
     assert KINDS["TriggerAuthentication"]["spec"] == {"podIdentity": {"provider": "aws"}}
     assert "replicas" not in deployment()["spec"]  # the HPA owns the count
 
 
 def test_the_queue_and_region_agree() -> None:
-    (trigger,) = KINDS["ScaledObject"]["spec"]["triggers"]
-    metadata = trigger["metadata"]
-    assert trigger["type"] == "aws-sqs-queue"
+    standard, high = triggers()["region-queue"], triggers()["high-priority-queue"]
+    assert standard["type"] == high["type"] == "aws-sqs-queue"
+    metadata = standard["metadata"]
     assert metadata["queueURL"] == env_value("WORKER_QUEUE_URL") == "${QUEUE_URL}"
+    assert high["metadata"]["queueURL"] == env_value("WORKER_HIGH_PRIORITY_QUEUE_URL")
+    assert env_value("WORKER_HIGH_PRIORITY_QUEUE_URL") == "${HIGH_PRIORITY_QUEUE_URL}"
     assert metadata["awsRegion"] == env_value("WORKER_REGION") == "${AWS_REGION}"
+    assert high["metadata"]["awsRegion"] == "${AWS_REGION}"
     assert env_value("AWS_REGION") == "${AWS_REGION}"
     assert env_value("WORKER_DEAD_LETTER_QUEUE_URL") == "${DEAD_LETTER_QUEUE_URL}"
     tags = KINDS["EC2NodeClass"]["spec"]["tags"]
@@ -444,13 +467,19 @@ def test_the_queue_and_region_agree() -> None:
 
 def test_scaling_settings() -> None:
     scaled = KINDS["ScaledObject"]["spec"]
-    (trigger,) = scaled["triggers"]
-    metadata = trigger["metadata"]
     assert scaled["minReplicaCount"] == 0
-    assert metadata["scaleOnInFlight"] == "true"
-    assert metadata["activationQueueLength"] == "0"
-    # One replica per batch's worth of messages.
-    assert metadata["queueLength"] == env_value("WORKER_BATCH_SIZE")
+    for trigger in scaled["triggers"]:
+        metadata = trigger["metadata"]
+        assert metadata["scaleOnInFlight"] == "true"
+        # Either queue wakes the Deployment from zero on its first message.
+        assert metadata["activationQueueLength"] == "0"
+        # One replica per batch's worth of messages, in each queue.
+        assert metadata["queueLength"] == env_value("WORKER_BATCH_SIZE")
+    # The same metadata but the queue: the HPA takes the larger of the two proposals.
+    standard, high = triggers()["region-queue"], triggers()["high-priority-queue"]
+    assert {k: v for k, v in standard["metadata"].items() if k != "queueURL"} == {
+        k: v for k, v in high["metadata"].items() if k != "queueURL"
+    }
     gpus = int(container()["resources"]["limits"]["nvidia.com/gpu"])
     limit = int(KINDS["NodePool"]["spec"]["limits"]["nvidia.com/gpu"])
     assert scaled["maxReplicaCount"] * gpus <= limit

@@ -287,6 +287,10 @@ REMOTE = {
     "RemoteRegionQueues": "us-west-2=https://sqs.us-west-2.amazonaws.com/1/q2,"
     "us-west-1=https://sqs.us-west-1.amazonaws.com/1/q1",
     "RemoteRegionQueueArns": "arn:aws:sqs:us-west-2:1:q2,arn:aws:sqs:us-west-1:1:q1",
+    "RemoteRegionHighPriorityQueues": "us-west-2=https://sqs.us-west-2.amazonaws.com/1/q2-high,"
+    "us-west-1=https://sqs.us-west-1.amazonaws.com/1/q1-high",
+    "RemoteRegionHighPriorityQueueArns": "arn:aws:sqs:us-west-2:1:q2-high,"
+    "arn:aws:sqs:us-west-1:1:q1-high",
 }
 
 
@@ -323,7 +327,7 @@ def test_least_privilege_statements() -> None:
         ),
         "ForwardToThisRegionQueue": (
             ["sqs:GetQueueAttributes", "sqs:SendMessage"],
-            ["<RegionQueue.Arn>"],
+            ["<RegionHighPriorityQueue.Arn>", "<RegionQueue.Arn>"],
         ),
         "DeadLetterMalformedRequests": (["sqs:SendMessage"], ["<MasterDeadLetterQueue.Arn>"]),
         "ReadWorkerPresence": (["dynamodb:Query"], ["<WorkersTable.Arn>"]),
@@ -331,11 +335,16 @@ def test_least_privilege_statements() -> None:
             ["sqs:GetQueueAttributes", "sqs:SendMessage"],
             ["arn:aws:sqs:us-west-1:1:q1", "arn:aws:sqs:us-west-2:1:q2"],
         ),
+        "ForwardToRemoteRegionHighPriorityQueues": (
+            ["sqs:GetQueueAttributes", "sqs:SendMessage"],
+            ["arn:aws:sqs:us-west-1:1:q1-high", "arn:aws:sqs:us-west-2:1:q2-high"],
+        ),
     }
 
 
 def test_single_region_has_no_remote_statement_and_tracing_is_optional() -> None:
     assert "ForwardToRemoteRegionQueues" not in statements()
+    assert "ForwardToRemoteRegionHighPriorityQueues" not in statements()
     assert "XRayTraces" not in statements()
     assert "XRayTraces" in statements({"EnableTracing": "true"})
     fn = evaluate(primary, {"EnableTracing": "true"}).properties("DistributorFunction")
@@ -347,6 +356,16 @@ def test_remote_arns_are_required_with_remote_urls() -> None:
     rules = primary["Rules"]
     assert rules["RemoteQueueArnsGivenWithUrls"]["Assertions"]
     assert rules["RemoteQueueUrlsGivenWithArns"]["Assertions"]
+    # HIGH_PRIORITY_QUEUES must name the regions of REGION_QUEUES (the functions refuse
+    # anything else at cold start): remote high-priority queues come with the remote queues.
+    with_queues = rules["RemoteHighPriorityQueuesGivenWithQueues"]
+    assert with_queues["RuleCondition"] == {
+        "Fn::Not": [{"Fn::Contains": [{"Ref": "RemoteRegionQueues"}, ""]}]
+    }
+    asserted = json.dumps(with_queues["Assertions"])
+    assert "RemoteRegionHighPriorityQueues" in asserted
+    assert "RemoteRegionHighPriorityQueueArns" in asserted
+    assert rules["RemoteQueuesGivenWithHighPriorityQueues"]["Assertions"]
 
 
 # ---------------------------------------------------------------------- logs, alarms, dashboard
@@ -401,6 +420,13 @@ def remote_pairs(count: int) -> dict[str, str]:
         ),
         "RemoteRegionQueueArns": ",".join(
             f"arn:aws:sqs:{r}:123456789012:inference-queue-{r}-dev" for r in regions
+        ),
+        "RemoteRegionHighPriorityQueues": ",".join(
+            f"{r}=https://sqs.{r}.amazonaws.com/123456789012/inference-queue-{r}-dev-high"
+            for r in regions
+        ),
+        "RemoteRegionHighPriorityQueueArns": ",".join(
+            f"arn:aws:sqs:{r}:123456789012:inference-queue-{r}-dev-high" for r in regions
         ),
     }
 
@@ -527,7 +553,7 @@ ACCOUNT = "123456789012"
 WORKER_GRANTS = {
     "ConsumeRegionQueue": (
         ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"],
-        ["<RegionQueue.Arn>"],
+        ["<RegionHighPriorityQueue.Arn>", "<RegionQueue.Arn>"],
     ),
     "DeadLetterFailedRequests": (["sqs:SendMessage"], ["<RegionDeadLetterQueue.Arn>"]),
     "WriteResults": (["s3:PutObject"], ["<ResultsBucket.Arn>/results/*"]),
@@ -624,7 +650,10 @@ def test_roles_trust_one_service_account_through_eks_pod_identity(
 def test_keda_reads_only_the_region_queues_depth(name: str) -> None:
     statements = role_policy(evaluate(TEMPLATES[name]), "KedaOperatorRole")
     assert granted(statements) == {
-        "ReadRegionQueueDepth": (["sqs:GetQueueAttributes"], ["<RegionQueue.Arn>"])
+        "ReadRegionQueueDepth": (
+            ["sqs:GetQueueAttributes"],
+            ["<RegionHighPriorityQueue.Arn>", "<RegionQueue.Arn>"],
+        )
     }
 
 
@@ -730,6 +759,8 @@ def test_interruption_events_reach_karpenters_queue(name: str) -> None:
 # ---------------------------------------------------------------------- outputs
 WORKER_OUTPUTS = {
     "RegionQueueUrl": "<Ref:RegionQueue>",
+    "RegionHighPriorityQueueUrl": "<Ref:RegionHighPriorityQueue>",
+    "RegionHighPriorityQueueArn": "<RegionHighPriorityQueue.Arn>",
     "RegionDeadLetterQueueUrl": "<Ref:RegionDeadLetterQueue>",
     "WorkerRoleArn": "<WorkerRole.Arn>",
     "KedaOperatorRoleArn": "<KedaOperatorRole.Arn>",
@@ -798,3 +829,88 @@ def test_rescue_may_touch_only_its_memory_item_beyond_updating_a_records_region(
     assert memory["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == [
         "#rescue:stalled-since"
     ]
+
+
+# ---------------------------------------------------------------------- high-priority queues
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_high_priority_queue_is_the_region_queue_under_another_name(name: str) -> None:
+    """Same visibility, retention, long polling, dead-letter queue, redrive and encryption."""
+    evaluator = evaluate(TEMPLATES[name], {"Environment": "prod"}, region="eu-west-1")
+    standard = evaluator.properties("RegionQueue")
+    high = evaluator.properties("RegionHighPriorityQueue")
+    assert high["QueueName"] == "inference-queue-eu-west-1-prod-high"
+    assert {k: v for k, v in high.items() if k != "QueueName"} == {
+        k: v for k, v in standard.items() if k != "QueueName"
+    }
+    assert high["RedrivePolicy"]["deadLetterTargetArn"] == "<RegionDeadLetterQueue.Arn>"
+    assert high["SqsManagedSseEnabled"] is True
+    metadata = TEMPLATES[name]["Resources"]["RegionHighPriorityQueue"]["Metadata"]
+    assert [skip["id"] for skip in metadata["checkov"]["skip"]] == ["CKV_AWS_27"]
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_high_priority_queue_has_its_age_alarm(name: str) -> None:
+    alarm = watched(TEMPLATES[name], "ApproximateAgeOfOldestMessage")
+    assert "<RegionHighPriorityQueue.QueueName>" in alarm
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_high_priority_queues_json_names_the_regions_of_region_queues(count: int) -> None:
+    evaluator = evaluate(primary, remote_pairs(count), region="us-east-1")
+    variables = evaluator.properties("DistributorFunction")["Environment"]["Variables"]
+    high = json.loads(variables["HIGH_PRIORITY_QUEUES"])
+    assert list(high) == list(json.loads(variables["REGION_QUEUES"]))
+    assert high["us-east-1"] == "<Ref:RegionHighPriorityQueue>"
+    for r in ["us-west-2", "us-west-1", "eu-central-1"][:count]:
+        assert high[r] == f"https://sqs.{r}.amazonaws.com/123456789012/inference-queue-{r}-dev-high"
+    assert evaluator.output("HighPriorityQueuesJson") == variables["HIGH_PRIORITY_QUEUES"]
+
+
+def test_the_rescue_sees_the_same_queues_and_placement_as_the_distributor() -> None:
+    evaluator = evaluate(primary, REMOTE)
+    rescue = evaluator.properties("RescueFunction")["Environment"]["Variables"]
+    distributor = evaluator.properties("DistributorFunction")["Environment"]["Variables"]
+    for name in ("REGION_QUEUES", "HIGH_PRIORITY_QUEUES", "MODEL_REGIONS"):
+        assert rescue[name] == distributor[name], name
+    assert (
+        evaluate(primary, {"ModelRegions": '{"m": ["us-east-1"]}'}).properties("RescueFunction")[
+            "Environment"
+        ]["Variables"]["MODEL_REGIONS"]
+        == '{"m": ["us-east-1"]}'
+    )
+
+
+def rescue_statements(parameters: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    return role_policy(evaluate(primary, parameters), "RescueRole")
+
+
+def test_the_rescue_moves_between_high_priority_queues_too() -> None:
+    move = [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    ]
+    grants = granted(rescue_statements(REMOTE))
+    assert grants["MoveBetweenRegionQueues"] == (
+        move,
+        ["<RegionHighPriorityQueue.Arn>", "<RegionQueue.Arn>"],
+    )
+    assert grants["MoveBetweenRemoteRegionQueues"] == (
+        move,
+        ["arn:aws:sqs:us-west-1:1:q1", "arn:aws:sqs:us-west-2:1:q2"],
+    )
+    assert grants["MoveBetweenRemoteRegionHighPriorityQueues"] == (
+        move,
+        ["arn:aws:sqs:us-west-1:1:q1-high", "arn:aws:sqs:us-west-2:1:q2-high"],
+    )
+    alone = rescue_statements()
+    assert "MoveBetweenRemoteRegionHighPriorityQueues" not in alone
+    assert "MoveBetweenRemoteRegionQueues" not in alone
+
+
+def test_the_dashboard_shows_the_high_priority_queue_and_its_alarm() -> None:
+    body = evaluate(primary).properties("Dashboard")["DashboardBody"]
+    assert "<RegionHighPriorityQueue.QueueName>" in body
+    assert "<RegionHighPriorityQueueAgeAlarm.Arn>" in body

@@ -49,6 +49,7 @@ from orchestrator.deploy.stacks import (
     delete_region_stacks,
     delete_stack,
     deploy_region_stacks,
+    json_output,
     stack_outputs,
 )
 
@@ -231,6 +232,8 @@ def _placeholder_queues(env: str, regions: Sequence[str]) -> list[RegionQueue]:
             stack_name=region_stack_name(env),
             url=f"https://sqs.{r}.amazonaws.com/<account>/inference-queue-{r}-{env}",
             arn=f"arn:aws:sqs:{r}:<account>:inference-queue-{r}-{env}",
+            high_url=f"https://sqs.{r}.amazonaws.com/<account>/inference-queue-{r}-{env}-high",
+            high_arn=f"arn:aws:sqs:{r}:<account>:inference-queue-{r}-{env}-high",
         )
         for r in regions
     ]
@@ -258,7 +261,10 @@ def _print_plan(d: _Deployment) -> None:
             f"{REGION_TEMPLATE.relative_to(REPO_ROOT)} in {', '.join(d.remote)}"
         )
         d.say(f"       parameters: {params}")
-        d.say("       then read RegionQueueUrl / RegionQueueArn of each")
+        d.say(
+            "       then read RegionQueueUrl / RegionQueueArn and RegionHighPriorityQueueUrl /"
+            " RegionHighPriorityQueueArn of each"
+        )
         step += 1
     else:
         d.say("  (no other regions: the distributor routes to the primary region's queue only)")
@@ -283,14 +289,12 @@ def _print_manifest_step(d: _Deployment, step: int) -> None:
 
 
 def _summary(d: _Deployment, outputs: dict[str, str], remote: Sequence[RegionQueue]) -> dict:
-    try:
-        region_queues = json.loads(outputs.get("RegionQueuesJson", "{}"))
-    except json.JSONDecodeError:
-        region_queues = {}
-    if not region_queues:
-        region_queues = {d.primary: outputs.get("RegionQueueUrl")} | {
-            q.region: q.url for q in remote
-        }
+    region_queues = json_output(outputs, "RegionQueuesJson") or {
+        d.primary: outputs.get("RegionQueueUrl")
+    } | {q.region: q.url for q in remote}
+    high_queues = json_output(outputs, "HighPriorityQueuesJson") or {
+        d.primary: outputs.get("RegionHighPriorityQueueUrl")
+    } | {q.region: q.high_url for q in remote}
     return {
         "environment": d.env,
         "stack_name": d.stack_name,
@@ -300,6 +304,7 @@ def _summary(d: _Deployment, outputs: dict[str, str], remote: Sequence[RegionQue
         "table_name": outputs.get("IdempotencyTableName"),
         "function_name": outputs.get("DistributorFunctionName"),
         "region_queues": region_queues,
+        "high_priority_queues": high_queues,
         "region_stacks": {q.region: q.stack_name for q in remote},
     }
 
@@ -313,6 +318,9 @@ def _print_summary(d: _Deployment, summary: dict) -> None:
     d.say(f"  distributor        {summary['function_name']}")
     d.say("  region queues (REGION_QUEUES):")
     for region, url in summary["region_queues"].items():
+        d.say(f"    {region:<16} {url}")
+    d.say("  high-priority queues (HIGH_PRIORITY_QUEUES):")
+    for region, url in summary["high_priority_queues"].items():
         d.say(f"    {region:<16} {url}")
 
 

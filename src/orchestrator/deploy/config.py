@@ -28,7 +28,15 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 REGION_LOCAL_PARAMETERS = frozenset({"AlarmTopicArn"})
 # Parameters the deployer computes itself; a user override of them is an error.
 COMPUTED_PARAMETERS = frozenset(
-    {"Environment", "RemoteRegionQueues", "RemoteRegionQueueArns", "PrimaryRegion", "ClusterName"}
+    {
+        "Environment",
+        "RemoteRegionQueues",
+        "RemoteRegionQueueArns",
+        "RemoteRegionHighPriorityQueues",
+        "RemoteRegionHighPriorityQueueArns",
+        "PrimaryRegion",
+        "ClusterName",
+    }
 )
 
 

@@ -33,6 +33,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 FROM_OUTPUTS: Mapping[str, str] = {
     "QUEUE_URL": "RegionQueueUrl",
+    "HIGH_PRIORITY_QUEUE_URL": "RegionHighPriorityQueueUrl",
     "DEAD_LETTER_QUEUE_URL": "RegionDeadLetterQueueUrl",
     "WORKER_ROLE_ARN": "WorkerRoleArn",
     "RESULTS_BUCKET": "ResultsBucketName",

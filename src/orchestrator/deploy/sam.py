@@ -55,19 +55,25 @@ def format_override(key: str, value: str) -> str:
 
 
 def remote_queue_parameters(remote: Sequence[RegionQueue]) -> dict[str, str]:
-    """``RemoteRegionQueues`` (region=url,...) and ``RemoteRegionQueueArns`` (arn,...).
+    """``RemoteRegionQueues`` (region=url,...) and ``RemoteRegionQueueArns`` (arn,...), and
+    the same for the high-priority queues: ``RemoteRegionHighPriorityQueues`` and
+    ``RemoteRegionHighPriorityQueueArns``.
 
-    The template turns the first into JSON with Fn::Split on "=" and Fn::Join, and uses "|" as
-    a marker, so a URL must not contain any of "=,|" (SQS queue URLs never do).
+    The template turns the URL lists into JSON with Fn::Split on "=" and Fn::Join, and uses "|"
+    as a marker, so a URL must not contain any of "=,|" (SQS queue URLs never do).
     """
     for queue in remote:
-        if any(ch in queue.url for ch in '=,|"') or not queue.url.startswith("https://"):
-            raise ConfigurationError(f"{queue.region}: unexpected queue URL {queue.url!r}")
-        if "," in queue.arn or not queue.arn.startswith("arn:"):
-            raise ConfigurationError(f"{queue.region}: unexpected queue ARN {queue.arn!r}")
+        for url in (queue.url, queue.high_url):
+            if any(ch in url for ch in '=,|"') or not url.startswith("https://"):
+                raise ConfigurationError(f"{queue.region}: unexpected queue URL {url!r}")
+        for arn in (queue.arn, queue.high_arn):
+            if "," in arn or not arn.startswith("arn:"):
+                raise ConfigurationError(f"{queue.region}: unexpected queue ARN {arn!r}")
     return {
         "RemoteRegionQueues": ",".join(f"{q.region}={q.url}" for q in remote),
         "RemoteRegionQueueArns": ",".join(q.arn for q in remote),
+        "RemoteRegionHighPriorityQueues": ",".join(f"{q.region}={q.high_url}" for q in remote),
+        "RemoteRegionHighPriorityQueueArns": ",".join(q.high_arn for q in remote),
     }
 
 

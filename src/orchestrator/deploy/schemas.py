@@ -86,7 +86,8 @@ def validate_document(document: Mapping[str, Any]) -> list[str]:
     if schema_file:
         validator = _custom_validator(schema_file)
         errors = sorted(validator.iter_errors(dict(document)), key=lambda e: list(e.path))
-        return [f"{name}: {_where(e.absolute_path)}: {e.message}" for e in errors]
+        problems = [f"{name}: {_where(e.absolute_path)}: {e.message}" for e in errors]
+        return problems + [f"{name}: {problem}" for problem in _beyond_schema(kind, document)]
     if _group(api_version) in CUSTOM_GROUPS:
         return [f"{name}: no schema for {kind} in {api_version} (infrastructure/schemas)"]
     try:
@@ -100,6 +101,18 @@ def validate_document(document: Mapping[str, Any]) -> list[str]:
     if used != KUBERNETES_VERSION:
         return [f"{name}: validated against Kubernetes {used}, not {KUBERNETES_VERSION}"]
     return []
+
+
+def _beyond_schema(kind: str, document: Mapping[str, Any]) -> list[str]:
+    """Rules the projects enforce that a JSON schema cannot state."""
+    if kind != "ScaledObject":
+        return []
+    # KEDA's admission webhook: "triggerName ... is defined multiple times in the
+    # ScaledObject, but it must be unique".
+    triggers = (document.get("spec") or {}).get("triggers") or []
+    names = [t.get("name") for t in triggers if isinstance(t, Mapping) and t.get("name")]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return [f"spec.triggers: trigger name {n!r} is given more than once" for n in repeated]
 
 
 def validate_documents(documents: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -7,6 +7,7 @@ a boto3 waiter, so a stack left in progress by an earlier run is waited for too.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,13 +39,18 @@ class Waiting:
 
 @dataclass(frozen=True)
 class RegionQueue:
-    """A remote region's queue, read from its region.yaml stack's outputs."""
+    """A remote region's queues (standard and high-priority), read from its region.yaml
+    stack's outputs."""
 
     region: str
     stack_name: str
     url: str
     arn: str
     dead_letter_url: str | None = None
+    high_url: str = ""
+    """``RegionHighPriorityQueueUrl``."""
+    high_arn: str = ""
+    """``RegionHighPriorityQueueArn``."""
     outputs: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Every output of the stack (the worker manifests need more than the queue)."""
 
@@ -192,7 +198,7 @@ def deploy_stack(
 def region_queue_from_outputs(
     region: str, stack_name: str, outputs: Mapping[str, str]
 ) -> RegionQueue:
-    missing = [key for key in ("RegionQueueUrl", "RegionQueueArn") if not outputs.get(key)]
+    missing = [key for key in QUEUE_OUTPUTS if not outputs.get(key)]
     if missing:
         raise StackError(f"{stack_name} in {region}: outputs {', '.join(missing)} are missing")
     return RegionQueue(
@@ -201,8 +207,28 @@ def region_queue_from_outputs(
         url=outputs["RegionQueueUrl"],
         arn=outputs["RegionQueueArn"],
         dead_letter_url=outputs.get("RegionDeadLetterQueueUrl"),
+        high_url=outputs["RegionHighPriorityQueueUrl"],
+        high_arn=outputs["RegionHighPriorityQueueArn"],
         outputs=dict(outputs),
     )
+
+
+def json_output(outputs: Mapping[str, str], name: str) -> dict[str, str]:
+    """An output holding a JSON object (``RegionQueuesJson``); {} when absent or not one."""
+    try:
+        value = json.loads(outputs.get(name, "{}"))
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+QUEUE_OUTPUTS = (
+    "RegionQueueUrl",
+    "RegionQueueArn",
+    "RegionHighPriorityQueueUrl",
+    "RegionHighPriorityQueueArn",
+)
+"""The region stack outputs the primary stack's parameters are made of."""
 
 
 def _run_per_region(
