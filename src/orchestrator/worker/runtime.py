@@ -2,35 +2,40 @@
 
 Threads (all daemons; the main thread only waits for signals and runs the shutdown):
 
-- **receiver**: gathers the next batch (`BatchGatherer`) while the current one runs, at most
-  one batch ahead, so the model never waits for SQS under load;
-- **runner**: claims a batch's requests (one conditional write each, in parallel), runs one
-  ``predict`` on the model thread under ``--invocation-timeout``, classifies the results;
+- **receiver**: gathers the next batch (`BatchGatherer`) and claims its requests (one
+  conditional write each, in parallel) while the model runs the current one, at most one
+  batch ahead — so the model waits neither for SQS nor for DynamoDB, whose table is a
+  cross-region round trip away for most workers;
+- **runner**: runs one ``predict`` per batch on the model thread under
+  ``--invocation-timeout`` and classifies the results;
 - **settler**: writes the outcomes (`Settler`) while the runner starts the next batch;
 - **heartbeat**: extends the visibility of everything held, and renews the leases of a
-  timed-out predict that is still running (the only lease renewals there are);
+  timed-out predict that is still running;
 - **presence** and the **HTTP** server.
 
-**Leases.** A claim's lease lasts ``--invocation-timeout`` + `LEASE_MARGIN_SECONDS`. A predict
-cannot outlive the invocation timeout (its requests then fail as timed out), and settling
-starts right after it, so on the happy path the lease never needs renewing: two writes per
-request, the claim and the final write. The lease is renewed only for (a) a predict that
-overran its timeout and is still running on the model thread, every heartbeat that finds the
-lease close to its end, until the predict returns — so another worker never runs the same
-request while this one physically still does — and (b) settling that started with less than
+**Leases.** A claim's lease lasts ``--invocation-timeout`` + `LEASE_MARGIN_SECONDS`, plus, for
+a batch claimed ahead, whatever is left of the running predict's timeout (the longest it can
+wait). A predict cannot outlive the invocation timeout (its requests then fail as timed out),
+and settling starts right after it, so on the happy path the lease never needs renewing: two
+writes per request, the claim and the final write. The lease is renewed only for (a) a
+predict that overran its timeout and is still running on the model thread — every heartbeat
+that finds the lease close to its end, until the predict returns — so another worker never
+runs the same request while this one physically still does; (b) a batch that waited longer
+than its lease allowed for; (c) settling that started with less than
 `LEASE_RESERVE_SECONDS` left. The cost of a long lease is recovery after a crash (SIGKILL,
-OOM, a lost node without notice): the claim is taken over only after it ends. That is the
+OOM, a node lost without notice): the claim is taken over only after it ends. That is the
 trade-off ``--invocation-timeout`` controls.
 
 **Stopping** (dramatiq's order): `request_stop` (first SIGTERM) stops receiving, hands every
-received-but-unstarted message back (visibility 0, no record write: they were never
-claimed), marks the presence item draining, lets the running batch and its settling finish
-within ``--drain-seconds`` (else hands it back too, releasing its leases), then stops the
-heartbeat last and exits 0. `request_abort` (second SIGTERM, SIGINT) hands everything back at
-once — running requests' leases released with a short grace so this process is gone before
-anyone claims them — and exits `ExitCode.ABORTED`. An unexpected exception in any thread is a
-defect: it is logged with its traceback, everything held is handed back, and the worker
-exits `ExitCode.FAILURES` (an AWS failure never ends the worker: it is retried).
+received-but-unstarted message back (visibility 0; a batch already claimed ahead has its
+leases released and its attempt refunded first), marks the presence item draining, lets the
+running batch and its settling finish within ``--drain-seconds`` (else hands it back too),
+then stops the heartbeat last and exits 0. `request_abort` (second SIGTERM, SIGINT) hands
+everything back at once — running requests' leases released with a short grace so this
+process is gone before anyone claims them — and exits `ExitCode.ABORTED`. An unexpected
+exception in any thread is a defect: it is logged with its traceback, everything held is
+handed back, and the worker exits `ExitCode.FAILURES` (an AWS failure never ends the worker:
+it is retried).
 """
 
 from __future__ import annotations
@@ -215,7 +220,7 @@ class Worker:
         self._abort_requested = False
         self._stopping = threading.Event()
         self._lock = threading.Condition()
-        self._handoff: list[list[Held]] = []
+        self._handoff: list[list[Item]] = []
         self._slot = threading.Semaphore(1)
         self._runner_busy = False
         self._pending_settles = 0
@@ -223,6 +228,7 @@ class Worker:
         self._zombies: dict[str, Lease] = {}
         self._stuck_since: float | None = None
         self._busy: int = 0
+        self._predict_deadline = 0.0
         self._loaded = False
         self._failure: BaseException | None = None
         self._threads: list[threading.Thread] = []
@@ -347,7 +353,7 @@ class Worker:
         if self._failure is None:
             self._failure = exc
 
-    # -- receiving ---------------------------------------------------------------------------------
+    # -- receiving and claiming ------------------------------------------------------------------
     def _receive_loop(self) -> None:
         backoff = 1.0
         while not self._stopping.is_set():
@@ -366,35 +372,25 @@ class Worker:
                 backoff = min(backoff * 2, RECEIVE_BACKOFF_MAX_SECONDS)
                 continue
             backoff = 1.0
+            if self._stopping.is_set():  # the poll returned after the stop began
+                self._slot.release()
+                self._hand_back(batch, "received while stopping")
+                continue
+            runnable = self._prepare(batch)
             with self._lock:
-                if batch and not self._stopping.is_set():
-                    self._handoff.append(batch)
+                if runnable and not self._stopping.is_set():
+                    self._handoff.append(runnable)
                     self._lock.notify_all()
                     continue
             self._slot.release()
-            if batch:  # received after the stop began: straight back
-                self._hand_back(batch, "received while stopping")
+            if runnable:  # the stop began while the batch was being claimed
+                self._hand_back_unstarted(runnable, "received while stopping")
 
-    # -- running -----------------------------------------------------------------------------------
-    def _run_loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._handoff and not self._stopping.is_set():
-                    self._lock.wait(0.2)
-                if self._stopping.is_set():
-                    return  # the shutdown hands back what is still in the handoff
-                batch = self._handoff.pop(0)
-                self._runner_busy = True
-            self._slot.release()
-            try:
-                self._run_batch(batch)
-            finally:
-                with self._lock:
-                    self._runner_busy = False
-                    self._lock.notify_all()
-            self._wait_while_stuck()
-
-    def _run_batch(self, batch: list[Held]) -> None:
+    def _prepare(self, batch: list[Held]) -> list[Item]:
+        """Claim a gathered batch while the model runs the previous one (so the model never
+        waits for DynamoDB, which is a cross-region round trip for most workers). Returns
+        the requests to run; the others (duplicates, expired, held elsewhere, invalid) go
+        straight to the settler."""
         items = [
             parse_item(held, self.settings.region, self.settings.request_ttl_seconds)
             for held in batch
@@ -421,7 +417,9 @@ class Worker:
         for item, claim in zip(to_expire, self._in_parallel(self._expire, to_expire), strict=True):
             outcomes.append(self._after_expire(item, claim))
         runnable: list[Item] = []
-        for item, claim in zip(to_claim, self._in_parallel(self._claim, to_claim), strict=True):
+        lease_seconds = self._claim_lease_seconds()
+        claims = self._in_parallel(lambda item: self._claim(item, lease_seconds), to_claim)
+        for item, claim in zip(to_claim, claims, strict=True):
             outcome = self._after_claim(item, claim)
             if outcome is None:
                 runnable.append(item)
@@ -429,16 +427,78 @@ class Worker:
                 outcomes.append(outcome)
         if outcomes:
             self._settle(outcomes)
-        if runnable:
-            self._settle(self._predict(runnable))
+        return runnable
+
+    def _claim_lease_seconds(self) -> float:
+        """A batch claimed ahead waits at most for the running predict to return or time
+        out: its lease covers that wait, so it never needs renewing when it starts."""
+        running_until = self._predict_deadline
+        wait = max(running_until - self._monotonic(), 0.0) if running_until else 0.0
+        return self.lease_seconds + wait
+
+    # -- running -----------------------------------------------------------------------------------
+    def _run_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._handoff and not self._stopping.is_set():
+                    self._lock.wait(0.2)
+                if self._stopping.is_set():
+                    return  # the shutdown hands back what is still in the handoff
+                items = self._handoff.pop(0)
+                self._runner_busy = True
+            self._slot.release()
+            try:
+                runnable = self._ensure_leases(items)
+                if runnable:
+                    self._settle(self._predict(runnable))
+            finally:
+                with self._lock:
+                    self._runner_busy = False
+                    self._lock.notify_all()
+            self._wait_while_stuck()
+
+    def _ensure_leases(self, items: list[Item]) -> list[Item]:
+        """Renew the leases that would end before the predict could time out (a batch that
+        waited longer than its lease allowed for); drop those another worker took over."""
+        soon = self._clock() + self.settings.invocation_timeout + 1
+        due = [item for item in items if item.lease is not None and item.lease.expires_at < soon]
+        lost: list[Outcome] = []
+
+        def renew(item: Item) -> None:
+            assert item.lease is not None
+            try:
+                item.lease = self.ledger.renew(item.lease, self.lease_seconds)
+                self.metrics.lease_renewals.inc()
+            except FencedError:
+                lost.append(Outcome(item, Action.FORGET))
+            except AWS_ERRORS as exc:  # run it anyway: the lease still has time
+                logger.warning("lease renewal of %s failed: %s", item.request_id, one_line(exc))
+
+        for future in [self._io.submit(renew, item) for item in due]:
+            future.result()
+        if lost:
+            self._settle(lost)
+        gone = {id(outcome.item) for outcome in lost}
+        return [item for item in items if id(item) not in gone]
+
+    def _hand_back_unstarted(self, items: list[Item], why: str) -> None:
+        """Claimed but never started: end the leases (the attempt does not count), then
+        make the messages visible at once."""
+        self._release_all(
+            [item.lease for item in items if item.lease is not None], grace=0.0, refund=True
+        )
+        self._hand_back(
+            [held for item in items for held in (item.held, *(f.held for f in item.followers))],
+            why,
+        )
 
     def _expire(self, item: Item) -> ClaimOutcome:
         assert item.new_record is not None
         return self.ledger.expire(item.new_record, "older than its deadline when a worker got it")
 
-    def _claim(self, item: Item) -> ClaimOutcome:
+    def _claim(self, item: Item, lease_seconds: float) -> ClaimOutcome:
         assert item.new_record is not None
-        return self.ledger.claim(item.new_record, self.lease_seconds)
+        return self.ledger.claim(item.new_record, lease_seconds)
 
     def _after_expire(self, item: Item, claim: ClaimOutcome) -> Outcome:
         item.claim = claim
@@ -499,8 +559,9 @@ class Worker:
         self.metrics.running.set(len(items))
         self.metrics.batches.inc()
         self.metrics.batch_size.observe(len(items))
-        future = self._model_thread.submit(self.model.predict, requests)
         deadline = started + self.settings.invocation_timeout
+        self._predict_deadline = deadline
+        future = self._model_thread.submit(self.model.predict, requests)
         try:
             while not future.done() and self._monotonic() < deadline:
                 if self._closed.is_set():
@@ -508,6 +569,7 @@ class Worker:
                 future_wait(future, min(_TICK * 4, max(deadline - self._monotonic(), 0.0)))
         finally:
             self._busy = 0
+            self._predict_deadline = 0.0
             self.metrics.running.set(0)
         if not future.done():
             return self._timed_out(items, future)
@@ -597,9 +659,9 @@ class Worker:
         # until the predict returns (the receiver checks `_stuck_since`).
         with self._lock:
             waiting, self._handoff = self._handoff, []
-        for batch in waiting:
+        for items in waiting:
             self._slot.release()
-            self._hand_back(batch, "the model is busy with an overrunning predict")
+            self._hand_back_unstarted(items, "the model is busy with an overrunning predict")
         while self._stuck_since is not None and not self._stopping.is_set():
             time.sleep(_TICK)
 
@@ -671,8 +733,8 @@ class Worker:
             self._stopping.set()
             unstarted, self._handoff = self._handoff, []
             self._lock.notify_all()
-        for batch in unstarted:
-            self._hand_back(batch, "received but not started")
+        for items in unstarted:
+            self._hand_back_unstarted(items, "received but not started")
 
     def _drain(self) -> int:
         deadline = self._monotonic() + self.settings.drain_seconds
