@@ -110,7 +110,7 @@ def _beyond_schema(kind: str, document: Mapping[str, Any]) -> list[str]:
     # KEDA's admission webhook: "triggerName ... is defined multiple times in the
     # ScaledObject, but it must be unique".
     triggers = (document.get("spec") or {}).get("triggers") or []
-    names = [t.get("name") for t in triggers if isinstance(t, Mapping) and t.get("name")]
+    names = [str(t["name"]) for t in triggers if isinstance(t, Mapping) and t.get("name")]
     repeated = sorted({n for n in names if names.count(n) > 1})
     return [f"spec.triggers: trigger name {n!r} is given more than once" for n in repeated]
 
