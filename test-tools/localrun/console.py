@@ -1,16 +1,18 @@
 """`orchestrator local` (`make local`): a long-running local stack for the producer, the
-consumer, the invoker and the AWS CLI.
+consumer, the invoker, the status command and the AWS CLI.
 
 Starts moto with the templates' resources, runs the real distributor behind the local SQS
-poller (and, with ``--workers``, simulated GPU workers), advertises the stack in the stack
-file, prints what another terminal needs (exports, `orchestrator` and `aws` commands), then
-shows queue depths and forwarded counts per region every second: a live table on a
-terminal, plain lines otherwise or with ``--plain``. Ctrl-C (SIGINT) or SIGTERM stops the
-pollers, the workers and the server and removes the stack file; a second signal exits at
-once. A second `orchestrator local` started while one runs gets its own stack file and log
-(named by its port), so the two never touch each other's.
+poller, the real rescue function on a timer and the real worker (`orchestrator worker`, one
+process per GPU: 4, 2 and 1 by default) with the simulated model, advertises the stack in
+the stack file, prints what another terminal needs (exports, `orchestrator` and `aws`
+commands), then shows every second the queue depths, forwarded and done counts and each
+region's live workers (from their presence items): a live table on a terminal, plain lines
+otherwise or with ``--plain``. Ctrl-C (SIGINT) or SIGTERM stops the pollers and the rescue,
+drains the workers (SIGTERM) and stops the server, and removes the stack file; a second
+signal exits at once. A second `orchestrator local` started while one runs gets its own
+stack file and logs (named by its port), so the two never touch each other's.
 
-    orchestrator local [--workers [us-east-1=4,us-west-2=2,us-west-1=1]] [--plain]
+    orchestrator local [--workers us-east-1=4,us-west-2=2,us-west-1=1 | --no-workers] [--plain]
 """
 
 from __future__ import annotations
@@ -22,24 +24,27 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from localrun.console_view import Snapshot, make_view
+from localrun.console_view import RegionWorkers, Snapshot, make_view
 from localrun.demo import DEFAULT_CAPACITIES, REPO_ROOT
 from localrun.depths import read_depths
 from localrun.distributor import DistributionTally, distributor_handler
+from localrun.evidence import drain_notifications
 from localrun.function_log import function_output
 from localrun.hints import StackFiles, banner, stack_files
 from localrun.poller import SqsPoller
+from localrun.rescue_timer import RescueTimer
 from localrun.server import FAKE_CREDENTIALS
 from localrun.stack import RunningStack, event_source_config, running_stack
 from localrun.stackfile import claim_stack_file, release_stack_file
 from localrun.templates import REGIONS
-from localrun.workers import GpuWorkers
+from localrun.workers import WorkerFailure, WorkerFleet, WorkerOptions
 from orchestrator.core.command import Command, ExitCode
 from orchestrator.core.errors import AWS_ERRORS, one_line
+from orchestrator.core.presence import live_workers
 from orchestrator.core.sqs import QueueDepth
 from orchestrator.core.stackfile import LocalStack, stack_file_path
 
@@ -50,10 +55,15 @@ class ConsoleOptions:
     """The distributor's output; None: chosen per stack (`hints.stack_files`)."""
     reports: Path = REPO_ROOT / "reports"
     workers: Mapping[str, int] | None = None
+    """Worker processes per region; None or empty: none."""
+    worker_options: WorkerOptions = field(default_factory=WorkerOptions)
     pollers: int = 5
     cache_ttl: float = 1.0
+    rescue_every: float = 5.0
+    """Seconds between rescue runs; 0: no rescue."""
+    rescue_stall: float = 10.0
+    """RESCUE_STALL_SECONDS."""
     refresh: float = 1.0
-    gpu_seconds: float = 0.3
     plain: bool = False
     """Plain lines even on a terminal."""
 
@@ -90,103 +100,192 @@ def _serve(
     stop: threading.Event,
 ) -> int:
     stack = local.stack
+    fleet = None
+    if options.workers:
+        fleet = WorkerFleet(stack, options.workers, files.workers, options.worker_options).start()
     tally = DistributionTally()
     environ = stack.distributor_environ(CACHE_TTL=f"{options.cache_ttl:g}")
     handler = distributor_handler(environ, local.session, tally)
     poller = SqsPoller(
         local.sqs[stack.primary_region], event_source_config(stack, options.pollers), handler
-    ).start()
-    workers = None
-    if options.workers:
-        workers = GpuWorkers(
-            local.sqs, stack.region_queues, options.workers, gpu_seconds=options.gpu_seconds
-        ).start()
-    details = [
-        f"# distributor {stack.spec.function.name}: CACHE_TTL {options.cache_ttl:g} s, "
-        f"{poller.config.pollers} pollers"
-    ]
-    if options.workers:
-        details.append(
-            "# simulated GPU workers: " + ", ".join(f"{r} x{n}" for r, n in options.workers.items())
-        )
-    console.write("\n".join(banner(advertised, files, details)) + "\n")
-    console.flush()
-    queues: dict[str, tuple[Any, str]] = {
-        "master": (local.sqs[stack.primary_region], stack.master_queue_url),
-        **{r: (local.sqs[r], url) for r, url in stack.region_queues.items()},
-        "dead-letter": (local.sqs[stack.primary_region], stack.dead_letter_queue_url),
-    }
-    watch = _Watch(queues, poller, workers, tally, list(stack.region_queues))
+    )
+    rescue = RescueTimer(
+        stack.rescue_environ(
+            RESCUE_STALL_SECONDS=f"{options.rescue_stall:g}", RESCUE_MAX_AGE_SECONDS="0"
+        ),
+        local.session,
+        interval=options.rescue_every or 1.0,
+        function_name=stack.spec.rescue.name if stack.spec.rescue else "rescue",
+        log=files.rescue_log,
+    )
+    watch = _Watch(local, poller, fleet, rescue, tally)
     try:
+        if fleet is not None:
+            try:
+                fleet.wait_ready()
+            except WorkerFailure as exc:
+                console.write(f"error: {exc}\n")
+                return ExitCode.FAILURES
+        poller.start()
+        if options.rescue_every > 0:
+            rescue.start()
+        console.write(
+            "\n".join(
+                banner(
+                    advertised,
+                    files,
+                    _details(options, poller, fleet, stack),
+                    stack.callback_topic_arn,
+                )
+            )
+            + "\n"
+        )
+        console.flush()
         with make_view(console, options.plain) as view:
             while not stop.is_set():
                 view.show(watch.snapshot())
                 stop.wait(options.refresh)
     finally:
-        console.write("stopping: pollers")
+        console.write("stopping: pollers, rescue")
         console.flush()
         poller.stop()
-        if workers is not None:
-            console.write(", workers")
-            workers.stop()
+        rescue.stop()
+        if fleet is not None:
+            console.write(", workers (SIGTERM: they drain)")
+            console.flush()
+            fleet.stop()
         console.write(", server\n")
         console.flush()
     return ExitCode.FAILURES if watch.defect() else ExitCode.OK
 
 
+def _details(
+    options: ConsoleOptions, poller: SqsPoller, fleet: WorkerFleet | None, stack: Any
+) -> list[str]:
+    details = [
+        f"# distributor {stack.spec.function.name}: CACHE_TTL {options.cache_ttl:g} s, "
+        f"{poller.config.pollers} pollers; routing reads the workers' presence"
+    ]
+    if options.rescue_every > 0:
+        details.append(
+            f"# rescue {stack.spec.rescue.name if stack.spec.rescue else ''}: every "
+            f"{options.rescue_every:g} s, RESCUE_STALL_SECONDS {options.rescue_stall:g}"
+        )
+    if fleet is not None:
+        w = options.worker_options
+        details.append(
+            "# workers (orchestrator worker, simulated model "
+            f"{w.call_ms:g} ms + {w.item_ms:g} ms/request, batch {w.batch_size}): "
+            + ", ".join(f"{r} x{n}" for r, n in (options.workers or {}).items())
+        )
+        ports = ", ".join(f"{w.worker_id} :{w.http_port}" for w in fleet.workers if w.http_port)
+        details.append(f"# worker /metrics, /healthz, /readyz on 127.0.0.1: {ports}")
+    if stack.callback_topic_arn:
+        details.append(
+            f"# callback topic {stack.callback_topic_arn}: its notifications are counted below"
+        )
+    return details
+
+
 class _Watch:
-    """Reads what the table shows; keeps the last depths when a read fails."""
+    """Reads what the table shows; keeps the last figures when a read fails."""
 
     def __init__(
         self,
-        queues: Mapping[str, tuple[Any, str]],
+        local: RunningStack,
         poller: SqsPoller,
-        workers: GpuWorkers | None,
+        fleet: WorkerFleet | None,
+        rescue: RescueTimer,
         tally: DistributionTally,
-        regions: list[str],
     ) -> None:
-        self._queues = queues
+        stack = local.stack
+        self._local = local
+        self._queues: dict[str, tuple[Any, str]] = {
+            "master": (local.sqs[stack.primary_region], stack.master_queue_url),
+            **{r: (local.sqs[r], url) for r, url in stack.region_queues.items()},
+            "dead-letter": (local.sqs[stack.primary_region], stack.dead_letter_queue_url),
+        }
         self._poller = poller
-        self._workers = workers
+        self._fleet = fleet
+        self._rescue = rescue
         self._tally = tally
-        self._regions = regions
+        self._regions = list(stack.region_queues)
         self._depths: dict[str, QueueDepth] = {}
+        self._workers: dict[str, RegionWorkers] | None = None
+        self._notifications = 0
         self._started = time.monotonic()
 
     def defect(self) -> str | None:
         for what, failure in (
-            ("pollers", self._poller.failure),
-            ("GPU workers", self._workers.failure if self._workers else None),
+            ("pollers", _named(self._poller.failure)),
+            ("rescue", _named(self._rescue.failure)),
+            ("workers", self._fleet.failure if self._fleet else None),
         ):
             if failure is not None:
-                return f"{what} stopped: {type(failure).__name__}: {failure} (traceback on stderr)"
+                return f"{what} stopped: {failure} (see its log)"
         return None
 
     def snapshot(self) -> Snapshot:
         problem = self.defect()
         try:
             self._depths = read_depths(self._queues)
+            self._workers = self._presence()
+            self._notifications += self._drain_notifications()
         except AWS_ERRORS as exc:  # keep the stack up; show the problem beside the last figures
-            problem = problem or f"depth read failed: {one_line(exc)}"
+            problem = problem or f"read failed: {one_line(exc)}"
         dispositions, forwarded = self._tally.snapshot()
         uptime = int(time.monotonic() - self._started)
         return Snapshot(
             depths=self._depths,
             forwarded={r: forwarded.get(r, 0) for r in self._regions},
-            processed=dict(self._workers.processed_per_region()) if self._workers else None,
-            counts=_counts(self._poller, dispositions),
+            processed=dict(self._fleet.done_per_region()) if self._fleet else None,
+            counts=_counts(self._poller, dispositions, self._rescue, self._notifications),
             uptime=uptime,
             problem=problem,
+            workers=self._workers,
         )
 
+    def _presence(self) -> dict[str, RegionWorkers] | None:
+        stack = self._local.stack
+        if not stack.workers_table:
+            return None
+        now = time.time()
+        found = {}
+        for region in self._regions:
+            items = live_workers(self._local.dynamodb, stack.workers_table, region, now)
+            found[region] = RegionWorkers(
+                live=len(items),
+                capacity=sum(w.available_capacity for w in items),
+                busy=sum(w.busy for w in items),
+                draining=sum(1 for w in items if w.draining),
+            )
+        return found
 
-def _counts(poller: SqsPoller, dispositions: Mapping[str, int]) -> str:
+    def _drain_notifications(self) -> int:
+        """Notifications delivered to the subscribed queue since the last look (read and
+        deleted: nothing else consumes that queue)."""
+        stack = self._local.stack
+        if not stack.notification_queue_url:
+            return 0
+        client = self._local.sqs[stack.primary_region]
+        return len(drain_notifications(client, stack.notification_queue_url))
+
+
+def _named(failure: BaseException | None) -> str | None:
+    return None if failure is None else f"{type(failure).__name__}: {failure}"
+
+
+def _counts(
+    poller: SqsPoller, dispositions: Mapping[str, int], rescue: RescueTimer, notifications: int
+) -> str:
     invocations = poller.invocations
     errors = sum(1 for i in invocations if i.error)
+    moved = sum(rescue.moved().values())
     return (
         f"invocations {len(invocations)} ({errors} failed) · duplicates "
         f"{dispositions.get('duplicate', 0)} · dead-lettered "
         f"{dispositions.get('dead_lettered', 0)} · failed {dispositions.get('failed', 0)}"
+        f" · rescued {moved} · notifications {notifications}"
     )
 
 
@@ -213,16 +312,33 @@ def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
         epilog="example: orchestrator local --workers us-east-1=2,us-west-2=1 --plain",
     )
     default = ",".join(f"{r}={n}" for r, n in DEFAULT_CAPACITIES.items())
-    parser.add_argument(
+    workers = parser.add_mutually_exclusive_group()
+    workers.add_argument(
         "--workers",
-        nargs="?",
-        const=parse_capacities(default),
         type=parse_capacities,
+        default=parse_capacities(default),
         metavar="REGION=N,...",
-        help=f"also run simulated GPU workers (default {default})",
+        help=f"worker processes per region (default {default})",
+    )
+    workers.add_argument(
+        "--no-workers", action="store_true", help="no workers: the region queues fill up"
     )
     parser.add_argument("--pollers", type=int, default=5)
     parser.add_argument("--cache-ttl", type=float, default=1.0, help="CACHE_TTL (seconds)")
+    parser.add_argument(
+        "--rescue-every",
+        type=float,
+        default=ConsoleOptions.rescue_every,
+        metavar="SECONDS",
+        help="run the rescue function this often (0: never; deployed: every minute)",
+    )
+    parser.add_argument(
+        "--rescue-stall",
+        type=float,
+        default=ConsoleOptions.rescue_stall,
+        metavar="SECONDS",
+        help="RESCUE_STALL_SECONDS: a backlog nobody takes for this long is moved",
+    )
     parser.add_argument(
         "--plain", action="store_true", help="plain lines, no live table (also when piped)"
     )
@@ -246,9 +362,11 @@ def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
     return ConsoleOptions(
         log=args.log,
         reports=args.reports,
-        workers=args.workers or None,
+        workers=None if args.no_workers else (args.workers or None),
         pollers=args.pollers,
         cache_ttl=args.cache_ttl,
+        rescue_every=args.rescue_every,
+        rescue_stall=args.rescue_stall,
         plain=args.plain,
     )
 

@@ -16,6 +16,24 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class RegionWorkers:
+    """A region's live workers, from their presence items (what routing reads)."""
+
+    live: int
+    """Workers whose item has not expired."""
+    capacity: int
+    """Requests the non-draining ones can hold at once."""
+    busy: int
+    """Requests in the batches they are running."""
+    draining: int = 0
+
+    @property
+    def text(self) -> str:
+        drain = f" ({self.draining} draining)" if self.draining else ""
+        return f"{self.live}{drain} cap {self.capacity} busy {self.busy}"
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What the table shows at one moment."""
 
@@ -24,13 +42,15 @@ class Snapshot:
     forwarded: Mapping[str, int]
     """Requests this stack's pollers forwarded, per region."""
     processed: Mapping[str, int] | None
-    """Requests the simulated GPU workers finished, per region (None: no workers)."""
+    """Requests the workers ran to their end, per region (None: no workers)."""
     counts: str
     """Invocations and record outcomes, one line."""
     uptime: int
     """Seconds."""
     problem: str | None = None
     """Something the user must know (a stopped loop, a failed depth read)."""
+    workers: Mapping[str, RegionWorkers] | None = None
+    """Per region, from the presence table (None: not read)."""
 
     @property
     def footer(self) -> str:
@@ -55,8 +75,10 @@ def plain_line(
     forwarded: Mapping[str, int],
     processed: Mapping[str, int] | None,
     counts: str,
+    workers: Mapping[str, RegionWorkers] | None = None,
 ) -> str:
-    """One line: ``name waiting+in flight`` per queue, then forwarded (and processed) counts."""
+    """One line: ``name waiting+in flight`` per queue, then forwarded (and done) counts and
+    the region's live workers."""
     parts = []
     for name, depth in depths.items():
         part = f"{name} {depth.visible}+{depth.in_flight}"
@@ -64,8 +86,14 @@ def plain_line(
             part += f" fwd {forwarded[name]}"
             if processed is not None:
                 part += f" done {processed.get(name, 0)}"
+            if workers is not None:
+                part += f" workers {_workers_text(workers.get(name))}"
         parts.append(part)
     return " | ".join([*parts, counts])
+
+
+def _workers_text(workers: RegionWorkers | None) -> str:
+    return workers.text if workers is not None else "0"
 
 
 class PlainView:
@@ -86,7 +114,13 @@ class PlainView:
         self._stream.flush()
 
     def show(self, snapshot: Snapshot) -> None:
-        line = plain_line(snapshot.depths, snapshot.forwarded, snapshot.processed, snapshot.counts)
+        line = plain_line(
+            snapshot.depths,
+            snapshot.forwarded,
+            snapshot.processed,
+            snapshot.counts,
+            snapshot.workers,
+        )
         if snapshot.problem:
             line += f" | {snapshot.problem}"
         now = self._clock()
@@ -134,13 +168,20 @@ def render_table(snapshot: Snapshot) -> RenderableType:
     for title in ("waiting", "in flight", "forwarded"):
         table.add_column(title, justify="right")
     if snapshot.processed is not None:
-        table.add_column("processed", justify="right")
+        table.add_column("done", justify="right")
+    if snapshot.workers is not None:
+        for title in ("workers", "capacity", "busy"):
+            table.add_column(title, justify="right")
     for name, depth in snapshot.depths.items():
         cells = [name, str(depth.visible), str(depth.in_flight)]
         if name in snapshot.forwarded:
             cells.append(str(snapshot.forwarded[name]))
             if snapshot.processed is not None:
                 cells.append(str(snapshot.processed.get(name, 0)))
+            if snapshot.workers is not None:
+                live = snapshot.workers.get(name) or RegionWorkers(0, 0, 0)
+                drain = f" ({live.draining} draining)" if live.draining else ""
+                cells += [f"{live.live}{drain}", str(live.capacity), str(live.busy)]
         style = "red" if name == "dead-letter" and depth.total else None
         table.add_row(*cells, style=style)
     parts: list[RenderableType] = [table, Text(snapshot.footer, style="dim")]

@@ -31,27 +31,40 @@ SAMPLE_BODY = {
 
 @dataclass(frozen=True)
 class StackFiles:
-    """Where one local stack advertises itself and writes its distributor's output."""
+    """Where one local stack advertises itself and writes its functions' and workers' output."""
 
     stack_file: Path
     log: Path
+    """The distributor's output."""
     shared: bool
     """True when `stack_file` is the one the tools read by default (`.local-stack.json`)."""
+    rescue_log: Path = Path("reports/local-rescue.log")
+    workers: Path = Path("reports/local-workers")
+    """The workers' logs and execution logs (`localrun.workers`)."""
 
 
 def stack_files(
     shared_file: Path, holds_shared: bool, endpoint_url: str, reports: Path, log: Path | None
 ) -> StackFiles:
-    """The first stack uses the shared stack file and ``reports/local-distributor.log``; a
-    second one, started while the first runs, gets its own of both, named by its port, so
-    it never truncates the first one's log and its hints never drive the first stack."""
+    """The first stack uses the shared stack file, ``reports/local-distributor.log``,
+    ``reports/local-rescue.log`` and ``reports/local-workers/``; a second one, started while
+    the first runs, gets its own of each, named by its port, so it never truncates the first
+    one's logs and its hints never drive the first stack."""
     if holds_shared:
-        return StackFiles(shared_file, log or reports / "local-distributor.log", True)
+        return StackFiles(
+            shared_file,
+            log or reports / "local-distributor.log",
+            True,
+            reports / "local-rescue.log",
+            reports / "local-workers",
+        )
     port = urlsplit(endpoint_url).port
     return StackFiles(
         reports / f"local-stack-{port}.json",
         log or reports / f"local-distributor-{port}.log",
         False,
+        reports / f"local-rescue-{port}.log",
+        reports / f"local-workers-{port}",
     )
 
 
@@ -106,16 +119,24 @@ def aws_cli_commands(stack: LocalStack) -> list[str]:
     return lines
 
 
-def tool_commands(files: StackFiles) -> list[str]:
+def tool_commands(files: StackFiles, topic_arn: str | None = None) -> list[str]:
     """The orchestrator commands that drive this stack (and not another one)."""
     prefix = "" if files.shared else f"{STACK_FILE_ENV}={shlex.quote(shown(files.stack_file))} "
-    return [
-        f"{prefix}orchestrator send --count 30",
+    commands = [f"{prefix}orchestrator send --count 30"]
+    wait = f"{prefix}orchestrator send --count 5 --wait"
+    if topic_arn:
+        wait += f" --callback-sns-topic {topic_arn}"
+    commands += [
+        wait,
+        f"{prefix}orchestrator status REQUEST_ID",
         f"{prefix}orchestrator invoke -e {SAMPLE_EVENT}",
     ]
+    return commands
 
 
-def banner(stack: LocalStack, files: StackFiles, details: list[str]) -> list[str]:
+def banner(
+    stack: LocalStack, files: StackFiles, details: list[str], topic_arn: str | None = None
+) -> list[str]:
     """Everything printed before the live table."""
     if files.shared:
         where = f"# stack file: {shown(files.stack_file)} (the tools read it by default)"
@@ -127,14 +148,15 @@ def banner(stack: LocalStack, files: StackFiles, details: list[str]) -> list[str
     return [
         f"# local stack running (moto) at {stack.endpoint_url}",
         where,
-        f"# distributor logs: {shown(files.log)}",
+        f"# logs: distributor {shown(files.log)}, rescue {shown(files.rescue_log)}, "
+        f"workers {shown(files.workers)}/",
         *details,
         "",
         "# in another terminal (the orchestrator tools, boto3 and AWS CLI v2 read these):",
         *exports(stack),
         "",
         "# try:",
-        *(f"  {line}" for line in tool_commands(files)),
+        *(f"  {line}" for line in tool_commands(files, topic_arn)),
         "",
         "# with the AWS CLI, v1 or v2, after the exports above (v1 ignores AWS_ENDPOINT_URL;",
         "# moto keeps each region's queues apart, so pass the queue's own --region):",

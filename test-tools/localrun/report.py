@@ -1,7 +1,8 @@
 """The demo's report: one self-contained HTML page with inline SVG charts (no dependency).
 
 Queue depth per region over time, each region's share of the work beside its share of GPU
-capacity, the latency distribution, the dead-letter reasons and the exactly-once audit.
+capacity, the workers' batch sizes, the latency distribution, the dead-letter reasons and the
+exactly-once audit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from localrun.summary import (
     DEAD_LETTERS,
     MASTER,
     DemoResult,
+    batch_sizes,
     dead_letter_reasons,
     distribution,
     duplicates_dropped,
@@ -210,7 +212,7 @@ def histogram(values: Sequence[float], marks: Mapping[str, float], width: int = 
         )
     parts.append(
         f'<text x="{left + plot_w / 2}" y="{height - 4}" text-anchor="middle">'
-        "seconds from send to GPU worker done</text></svg>"
+        "seconds from send to the final record</text></svg>"
     )
     return "".join(parts)
 
@@ -230,8 +232,12 @@ def render(result: DemoResult) -> str:
     sent_by_kind = {k: len(result.sent_of_kind(k)) for k in ("valid", "duplicate", "malformed")}
     processed_ok = sum(1 for c in result.checks if c.passed)
     verdict = "PASS" if result.passed else "FAIL"
+    succeeded = sum(r.succeeded for r in rows)
+    sizes = batch_sizes(result)
+    calls = sum(sizes.values()) or 1
     cards = [
-        ("", f"{sum(r.processed for r in rows)}", f"of {sent_by_kind['valid']} requests processed"),
+        ("", f"{succeeded}", f"of {sent_by_kind['valid']} requests succeeded"),
+        ("", f"{sum(s * n for s, n in sizes.items()) / calls:.1f}", "mean batch size"),
         ("", str(duplicates_dropped(result)), f"of {sent_by_kind['duplicate']} retries dropped"),
         ("", str(len(result.dead_letters)), "malformed in the dead-letter queue"),
         ("", f"{pct.get('p50', 0):.2f} s", "p50 latency"),
@@ -255,6 +261,8 @@ def render(result: DemoResult) -> str:
         ]
     )
     markers = {"sending done": result.send_seconds} if result.samples else {}
+    for region, at in result.stopped.items():
+        markers[f"{region} workers stopped"] = at
     depth_svg = line_chart(
         series,
         colours,
@@ -270,15 +278,20 @@ def render(result: DemoResult) -> str:
         f"<tr><td><span class='dot' style='background:{colours[r.region]}'></span>"
         f"{escape(r.region)}</td><td class='n'>{r.consumers}</td>"
         f"<td class='n'>{r.capacity_share:.1%}</td><td class='n'>{r.forwarded}</td>"
-        f"<td class='n'>{r.processed}</td><td class='n'>{r.share:.1%}</td>"
+        f"<td class='n'>{r.succeeded}</td><td class='n'>{r.share:.1%}</td>"
+        f"<td class='n'>{_batch(r.mean_batch)}</td>"
         f"<td class='n'>{_seconds(r.p50_latency)}</td></tr>"
         for r in rows
+    )
+    batch_rows = "".join(
+        f"<tr><td class='n'>{size}</td><td class='n'>{sizes[size]}</td></tr>"
+        for size in sorted(sizes)
     )
     dead_rows = (
         "".join(
             f"<tr><td><code>{escape(code)}</code></td><td class='n'>{count}</td>"
             f"<td>{'<br>'.join(escape(e) for e in examples)}</td></tr>"
-            for code, count, examples in dead_letter_reasons(result)
+            for code, count, examples in dead_letter_reasons(result.dead_letters)
         )
         or "<tr><td colspan=3 class='muted'>empty</td></tr>"
     )
@@ -296,7 +309,7 @@ def render(result: DemoResult) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Local demo: {verdict}, {sum(r.processed for r in rows)} requests</title>
+<title>Local demo: {verdict}, {succeeded} requests</title>
 <style>{_CSS}</style></head><body><main>
 <h1>Multi-Region Inference Orchestrator: local demo</h1>
 <p class="sub">{when} · {len(result.sent)} messages sent at {settings.get("rate", 0):g}/s
@@ -308,8 +321,10 @@ seed {settings.get("seed")}</p>
 <p class="muted">{legend}</p></section>
 <section><h2>Share of requests vs share of GPU capacity</h2>{bars}
 <table><tr><th>region</th><th class="n">GPU workers</th><th class="n">capacity share</th>
-<th class="n">forwarded</th><th class="n">processed</th><th class="n">share</th>
-<th class="n">p50 latency</th></tr>{table_rows}</table></section>
+<th class="n">forwarded</th><th class="n">succeeded</th><th class="n">share</th>
+<th class="n">mean batch</th><th class="n">p50 latency</th></tr>{table_rows}</table></section>
+<section><h2>Worker batch sizes</h2><table><tr><th class="n">requests per predict call</th>
+<th class="n">calls</th></tr>{batch_rows}</table></section>
 <section><h2>End-to-end latency</h2>{latency_svg}
 <p class="muted">{" · ".join(f"{k} {v:.2f} s" for k, v in pct.items())}</p></section>
 <section><h2>Dead-letter queue</h2><table><tr><th>error_code</th><th class="n">count</th>
@@ -319,9 +334,11 @@ seed {settings.get("seed")}</p>
 ({escape(str(settings.get("routing")))} routing, CACHE_TTL {settings.get("cache_ttl")} s) run by
 {settings.get("pollers")} local SQS pollers (batch {settings.get("batch_size")}, window
 {settings.get("batching_window")} s): {result.invocations} invocations,
-{result.failed_invocations} failed, {result.cold_starts} cold starts. GPU workers:
-{", ".join(f"{r} x{n}" for r, n in result.capacities.items())},
-~{settings.get("gpu_ms")} ms each. moto at {escape(str(settings.get("endpoint")))}.</p>
+{result.failed_invocations} failed, {result.cold_starts} cold starts. GPU workers
+(<code>orchestrator worker</code> processes):
+{", ".join(f"{r} x{n}" for r, n in result.capacities.items())}, batch
+{settings.get("worker_batch")}, simulated model {settings.get("call_ms")} ms per call +
+{settings.get("item_ms")} ms per request. moto at {escape(str(settings.get("endpoint")))}.</p>
 </main></body></html>
 """
 
@@ -330,6 +347,10 @@ def _offset_markers(result: DemoResult, markers: Mapping[str, float]) -> dict[st
     """Sending started at sample time `send_started`; markers are relative to the sampler."""
     start = result.settings.get("send_started_at", 0.0)
     return {label: float(start) + at for label, at in markers.items()}
+
+
+def _batch(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _seconds(value: float | None) -> str:

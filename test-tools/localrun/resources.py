@@ -1,11 +1,15 @@
 """Create, in the local endpoint, the resources the templates declare, and describe them.
 
-`create_stack(sqs_clients, dynamodb, spec)` makes the master queue and its dead-letter queue,
-the idempotency table (key schema, TTL) and one inference queue (+ dead-letter queue) per
-region, each with the attributes and redrive policy the templates give it. The result,
-`StackResources`, knows the URLs and ARNs and produces the distributor's environment; what
-other processes are told about it is an `orchestrator.core.stackfile.LocalStack`
-(`advertised`), the one description of a local stack, written by `localrun.stackfile`.
+`create_stack(sqs_clients, dynamodb, spec, s3=..., sns=...)` makes the master queue and its
+dead-letter queue, the request table and the workers' presence table (key schema, TTL), one
+inference queue (+ dead-letter queue) and one results bucket per region, each with the
+attributes and redrive policy the templates give it; and, for the clients' side, a callback
+SNS topic with an SQS queue subscribed to it (the templates leave topics to the clients: the
+worker may publish to ``inference-callback-*``). The result, `StackResources`, knows the
+URLs, ARNs and names and produces the distributor's, the rescue function's and a worker's
+environment; what other processes are told about it is an
+`orchestrator.core.stackfile.LocalStack` (`advertised`), the one description of a local
+stack, written by `localrun.stackfile`.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from localrun.cfn import ACCOUNT_ID
-from localrun.templates import QueueSpec, StackSpec, TableSpec
+from localrun.server import FAKE_CREDENTIALS
+from localrun.templates import BucketSpec, QueueSpec, StackSpec, TableSpec
 from orchestrator.core.stackfile import LocalStack
+
+CALLBACK_TOPIC = "inference-callback-local"
+"""A client's topic, named as the worker's IAM policy allows by default (inference-callback-*)."""
 
 
 @dataclass(frozen=True)
@@ -34,24 +42,64 @@ class StackResources:
     region_queues: Mapping[str, str]
     spec: StackSpec
     region_dead_letter_queues: Mapping[str, str] = field(default_factory=dict)
+    workers_table: str | None = None
+    results_buckets: Mapping[str, str] = field(default_factory=dict)
+    """Bucket name per region."""
+    callback_topic_arn: str | None = None
+    notification_queue_url: str | None = None
+    """The primary-region queue subscribed to `callback_topic_arn`."""
 
     @property
     def regions(self) -> list[str]:
         return list(self.region_queues)
 
+    def _resources_environ(self) -> dict[str, str]:
+        environ = {
+            "REGION_QUEUES": json.dumps(dict(self.region_queues)),
+            "IDEMPOTENCY_TABLE_NAME": self.table_name,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.primary_region,
+            "AWS_DEFAULT_REGION": self.primary_region,
+        }
+        if self.workers_table:
+            environ["WORKERS_TABLE_NAME"] = self.workers_table
+        return environ
+
     def distributor_environ(self, **overrides: str) -> dict[str, str]:
         """The distributor's environment: the template's fixed values, the local resources'
-        names, the endpoint, then `overrides` (e.g. ``CACHE_TTL="1"``)."""
+        names (routing reads live capacity from the presence table), the endpoint, then
+        `overrides` (e.g. ``CACHE_TTL="1"``)."""
         environ = dict(self.spec.function.environment)
-        environ.update(
-            REGION_QUEUES=json.dumps(dict(self.region_queues)),
-            IDEMPOTENCY_TABLE_NAME=self.table_name,
-            DEAD_LETTER_QUEUE_URL=self.dead_letter_queue_url,
-            AWS_ENDPOINT_URL=self.endpoint_url,
-            AWS_REGION=self.primary_region,
-            AWS_DEFAULT_REGION=self.primary_region,
-        )
+        environ.update(self._resources_environ())
+        environ["DEAD_LETTER_QUEUE_URL"] = self.dead_letter_queue_url
         environ.update(overrides)
+        return environ
+
+    def rescue_environ(self, **overrides: str) -> dict[str, str]:
+        """The rescue function's environment, built like the distributor's."""
+        environ = dict(self.spec.rescue.environment) if self.spec.rescue else {}
+        environ.update(self._resources_environ())
+        environ.update(overrides)
+        return environ
+
+    def worker_environ(self, region: str) -> dict[str, str]:
+        """What a worker pod in `region` gets (docs/deployment.md): its queue and region, the
+        request and presence tables in the primary region, its region's results bucket, the
+        endpoint and fake credentials. Flags and the model's own settings come on top."""
+        environ = {
+            "WORKER_QUEUE_URL": self.region_queues[region],
+            "WORKER_REGION": region,
+            "IDEMPOTENCY_TABLE_NAME": self.table_name,
+            "IDEMPOTENCY_TABLE_REGION": self.primary_region,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            **FAKE_CREDENTIALS,
+        }
+        if self.workers_table:
+            environ["WORKERS_TABLE_NAME"] = self.workers_table
+        if region in self.results_buckets:
+            environ["RESULTS_BUCKET"] = self.results_buckets[region]
         return environ
 
     def advertised(self, path: Path) -> LocalStack:
@@ -74,6 +122,12 @@ class StackResources:
             raise ValueError(
                 f"{stack.path}: the distributor needs 'dead_letter_queue_url' and 'table_name'"
             )
+        # The stack file names the request table only; the presence table was created beside
+        # it with the same suffix (`create_stack(name_suffix=...)`).
+        suffix = stack.table_name.removeprefix(spec.table.name)
+        workers_table = None
+        if spec.workers_table is not None and stack.table_name.startswith(spec.table.name):
+            workers_table = spec.workers_table.name + suffix
         return cls(
             endpoint_url=stack.endpoint_url,
             primary_region=stack.primary_region,
@@ -85,6 +139,7 @@ class StackResources:
             table_name=stack.table_name,
             region_queues=dict(stack.region_queues),
             spec=spec,
+            workers_table=workers_table,
         )
 
 
@@ -99,10 +154,13 @@ def create_stack(
     *,
     endpoint_url: str,
     name_suffix: str = "",
+    s3: Mapping[str, Any] | None = None,
+    sns: Any = None,
 ) -> StackResources:
-    """Create every resource of `spec`; `sqs` holds one client per region of the spec (and the
-    primary region), `dynamodb` is a client in the primary region. `name_suffix` is appended to
-    every name, so that several stacks can share one moto server."""
+    """Create every resource of `spec`; `sqs` and `s3` hold one client per region of the spec
+    (and the primary region), `dynamodb` and `sns` are clients in the primary region. Without
+    `s3` no bucket is made, without `sns` no callback topic. `name_suffix` is appended to every
+    name, so that several stacks can share one moto server."""
     primary = spec.primary_region
     master_dlq_url, master_dlq_arn = _create_queue(
         sqs[primary], spec.master_dead_letter_queue, name_suffix
@@ -122,6 +180,16 @@ def create_stack(
             sqs[region], queue, name_suffix, {dlq.logical_id: dlq_arn}
         )
     table_name = _create_table(dynamodb, spec.table, name_suffix)
+    workers_table = None
+    if spec.workers_table is not None:
+        workers_table = _create_table(dynamodb, spec.workers_table, name_suffix)
+    buckets: dict[str, str] = {}
+    if s3 is not None:
+        for region, bucket in spec.results_buckets.items():
+            buckets[region] = _create_bucket(s3[region], region, bucket, name_suffix)
+    topic_arn, notification_url = None, None
+    if sns is not None:
+        topic_arn, notification_url = _create_callback_topic(sns, sqs[primary], name_suffix)
     return StackResources(
         endpoint_url=endpoint_url,
         primary_region=primary,
@@ -132,6 +200,10 @@ def create_stack(
         region_queues=region_queues,
         region_dead_letter_queues=region_dlqs,
         spec=spec,
+        workers_table=workers_table,
+        results_buckets=buckets,
+        callback_topic_arn=topic_arn,
+        notification_queue_url=notification_url,
     )
 
 
@@ -178,3 +250,23 @@ def _create_table(client: Any, table: TableSpec, suffix: str) -> str:
             TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
         )
     return name
+
+
+def _create_bucket(client: Any, region: str, bucket: BucketSpec, suffix: str) -> str:
+    name = (bucket.name + suffix).lower()
+    if region == "us-east-1":  # S3 refuses a LocationConstraint naming its default region
+        client.create_bucket(Bucket=name)
+    else:
+        client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    return name
+
+
+def _create_callback_topic(sns: Any, sqs: Any, suffix: str) -> tuple[str, str]:
+    """The clients' callback topic and a queue subscribed to it (SNS's JSON envelope kept)."""
+    topic_arn = str(sns.create_topic(Name=CALLBACK_TOPIC + suffix)["TopicArn"])
+    url = sqs.create_queue(QueueName=f"{CALLBACK_TOPIC}{suffix}-notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return topic_arn, str(url)

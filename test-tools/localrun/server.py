@@ -1,8 +1,10 @@
-"""A moto server on 127.0.0.1 (in a thread of this process) and sessions bound to it.
+"""A moto server on 127.0.0.1 (a process of its own) and sessions bound to it.
 
-`LocalServer` starts moto's `ThreadedMotoServer` on a free port. Every stack started in the
-same process shares moto's in-memory backends, so two stacks in one process need different
-resource names (see `resources.create_stack(name_suffix=...)`).
+`LocalServer` starts `localrun.moto_process` on a free port and reads back where it listens;
+each server has its own state, so stacks on different servers never see each other's
+resources (two stacks on one server need different names:
+`resources.create_stack(name_suffix=...)`). Its DynamoDB requests run one at a time, as
+DynamoDB's conditional writes are atomic and moto's are not (`localrun.moto_process`).
 
 `LocalSession` is what the local processes use instead of a default boto3 session: fake
 credentials and the local endpoint, without touching `os.environ`, so that nothing here can
@@ -11,14 +13,18 @@ reach a real AWS account.
 
 from __future__ import annotations
 
-import logging
+import json
 import socket
+import subprocess
+import sys
 import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+
+from localrun.child import child_environ
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # The local tools run many threads on one client per region (pollers, workers, sampler).
@@ -28,38 +34,63 @@ CLIENT_CONFIG = Config(
     read_timeout=30,
     retries={"mode": "standard", "max_attempts": 3},
 )
+START_TIMEOUT_SECONDS = 60.0
 
 
 class LocalServer:
-    """moto's server in a daemon thread; `with LocalServer() as server: server.endpoint_url`."""
+    """The moto server process; `with LocalServer() as server: server.endpoint_url`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host = host
         self._port = port
-        self._server: Any = None
+        self._process: subprocess.Popen[str] | None = None
         self.endpoint_url = ""
 
     def start(self) -> LocalServer:
-        from moto.server import ThreadedMotoServer  # moto is heavy: import it when needed
-
-        # werkzeug logs every request at INFO on stderr; a local stack makes thousands.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        command = [sys.executable, "-m", "localrun.moto_process"]
+        self._process = subprocess.Popen(
+            [*command, "--host", self._host, "--port", str(self._port)],
+            env=child_environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # a Ctrl-C reaches the stack, which stops it last
+        )
+        assert self._process.stdout is not None
+        line = _read_line(self._process.stdout, START_TIMEOUT_SECONDS)
+        try:
+            self.endpoint_url = str(json.loads(line)["endpoint_url"])
+        except (ValueError, KeyError, TypeError):
+            self.stop()
+            raise RuntimeError(f"the moto server did not start: {line!r}") from None
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _read_line(stream: Any, timeout: float) -> str:
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return found[0].strip() if found else ""
 
 
 class LocalSession:

@@ -28,6 +28,10 @@ class RunningStack:
     sqs: Mapping[str, Any]
     """One SQS client per region."""
     dynamodb: Any
+    s3: Mapping[str, Any]
+    """One S3 client per region."""
+    sns: Any
+    """In the primary region (the callback topic's)."""
 
 
 @contextmanager
@@ -46,12 +50,21 @@ def running_stack(
     server = LocalServer().start()
     try:
         session = LocalSession(server.endpoint_url, primary_region)
-        sqs = session.sqs_clients(sorted({primary_region, *regions}))
+        every = sorted({primary_region, *regions})
+        sqs = session.sqs_clients(every)
+        s3 = {region: session.client("s3", region_name=region) for region in every}
         dynamodb = session.client("dynamodb", region_name=primary_region)
+        sns = session.client("sns", region_name=primary_region)
         stack = create_stack(
-            sqs, dynamodb, spec, endpoint_url=server.endpoint_url, name_suffix=name_suffix
+            sqs,
+            dynamodb,
+            spec,
+            endpoint_url=server.endpoint_url,
+            name_suffix=name_suffix,
+            s3=s3,
+            sns=sns,
         )
-        yield RunningStack(stack=stack, session=session, sqs=sqs, dynamodb=dynamodb)
+        yield RunningStack(stack=stack, session=session, sqs=sqs, dynamodb=dynamodb, s3=s3, sns=sns)
     finally:
         server.stop()
 

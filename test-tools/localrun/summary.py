@@ -1,4 +1,4 @@
-"""What a demo run produced, the figures drawn from it, and the exactly-once audit."""
+"""What a demo run produced, and the figures drawn from it (the audit is `localrun.audit`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localrun.depths import DepthSample
+from localrun.evidence import Notification, ResultRead
+from localrun.models import Execution, PredictCall
+from localrun.rescue_timer import RescueRun
 from localrun.traffic import SentMessage
-from localrun.workers import Completion
 from orchestrator.core.dead_letter import DeadLetter
+from orchestrator.core.record import RequestRecord, RequestStatus
 from orchestrator.core.sqs import QueueDepth
 from orchestrator.core.stats import percentile
+from orchestrator.core.timefmt import parse_iso
 
 MASTER = "master"
 DEAD_LETTERS = "dead-letter"
+NOTIFICATIONS = "notifications"
 
 
 @dataclass(frozen=True)
@@ -29,11 +34,14 @@ class Check:
 class RegionRow:
     region: str
     consumers: int
+    """Worker processes (one per GPU)."""
     capacity_share: float
-    processed: int
+    succeeded: int
+    """Requests whose successful run was in this region."""
     share: float
     forwarded: int
     p50_latency: float | None
+    mean_batch: float | None
 
 
 @dataclass
@@ -41,24 +49,38 @@ class DemoResult:
     settings: Mapping[str, Any]
     capacities: Mapping[str, int]
     sent: Sequence[SentMessage]
-    completions: Sequence[Completion]
+    records: Mapping[str, RequestRecord]
+    """The request table, by request id."""
+    executions: Sequence[Execution]
+    """From the simulated model's logs: one per request per predict call."""
+    calls: Sequence[PredictCall]
+    results: Mapping[str, ResultRead]
+    """SUCCEEDED requests' results as read back (inline or from S3)."""
+    notifications: Sequence[Notification]
     dead_letters: Sequence[DeadLetter]
+    """The master queue's dead-letter queue (the distributor's)."""
+    region_dead_letters: Mapping[str, Sequence[DeadLetter]]
+    """Each region's dead-letter queue (the workers')."""
     samples: Sequence[DepthSample]
     final_depths: Mapping[str, QueueDepth]
-    """Every queue at the end: region names, their ``<region> DLQ``, MASTER, DEAD_LETTERS."""
+    """Every queue at the end but the dead-letter queues, which the audit drains."""
     dispositions: Counter[str] = field(default_factory=Counter)
     """The distributor's own count of record outcomes."""
     forwarded: Counter[str] = field(default_factory=Counter)
     invocations: int = 0
     failed_invocations: int = 0
     cold_starts: int = 0
+    rescue_runs: Sequence[RescueRun] = ()
+    stopped: Mapping[str, float] = field(default_factory=dict)
+    """Region -> seconds after the first send when its workers were sent SIGTERM."""
+    worker_exits: Mapping[str, int | None] = field(default_factory=dict)
     send_seconds: float = 0.0
     done_seconds: float | None = None
-    """From the first send until everything was processed; None if the run timed out."""
+    """From the first send until everything was done; None if the run timed out."""
     total_seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
     thread_failures: list[str] = field(default_factory=list)
-    """Defects that stopped a background loop (pollers, workers, sampler): the run failed."""
+    """Defects that stopped a background loop, or a worker that died: the run failed."""
 
     @property
     def passed(self) -> bool:
@@ -68,17 +90,34 @@ class DemoResult:
     def sent_of_kind(self, kind: str) -> list[SentMessage]:
         return [s for s in self.sent if s.planned.kind == kind]
 
+    def planned_requests(self) -> dict[str, SentMessage]:
+        """Each valid request's first copy, by request id."""
+        return {
+            str(s.planned.request_id): s for s in self.sent_of_kind("valid") if s.planned.request_id
+        }
 
-def latencies(result: DemoResult) -> dict[str | None, float]:
-    """Seconds from a request's first send to the end of its (first) processing."""
-    first_sent: dict[str | None, float] = {}
+    def expected_status(self, request_id: str) -> RequestStatus:
+        sent = self.planned_requests().get(request_id)
+        failing = sent is not None and sent.planned.simulate == "permanent"
+        return RequestStatus.FAILED if failing else RequestStatus.SUCCEEDED
+
+
+def first_sent(result: DemoResult) -> dict[str, float]:
+    found: dict[str, float] = {}
     for sent in result.sent:
-        if sent.planned.kind != "malformed":
-            first_sent.setdefault(sent.planned.request_id, sent.sent_at)
-    out: dict[str | None, float] = {}
-    for completion in sorted(result.completions, key=lambda c: c.completed_at):
-        if completion.request_id in first_sent and completion.request_id not in out:
-            out[completion.request_id] = completion.completed_at - first_sent[completion.request_id]
+        if sent.planned.kind != "malformed" and sent.planned.request_id:
+            found.setdefault(sent.planned.request_id, sent.sent_at)
+    return found
+
+
+def latencies(result: DemoResult) -> dict[str, float]:
+    """Seconds from a request's first send to its final record (SUCCEEDED or FAILED)."""
+    sent = first_sent(result)
+    out: dict[str, float] = {}
+    for request_id, record in result.records.items():
+        finished = parse_iso(record.finished_at)
+        if request_id in sent and finished is not None and record.status.is_final:
+            out[request_id] = max(finished - sent[request_id], 0.0)
     return out
 
 
@@ -94,34 +133,49 @@ def latency_percentiles(result: DemoResult) -> dict[str, float]:
     }
 
 
+def succeeded_region(result: DemoResult) -> dict[str, str]:
+    """Request id -> region of the worker whose run of it succeeded."""
+    return {e.request_id: e.region for e in result.executions if e.succeeded}
+
+
 def distribution(result: DemoResult) -> list[RegionRow]:
-    processed = Counter(c.region for c in result.completions)
-    total = sum(processed.values()) or 1
+    where = succeeded_region(result)
+    counts = Counter(where.values())
+    total = sum(counts.values()) or 1
     capacity = sum(result.capacities.values()) or 1
-    by_region: dict[str, list[float]] = {}
     latency = latencies(result)
-    for completion in result.completions:
-        if completion.request_id in latency:
-            by_region.setdefault(completion.region, []).append(latency[completion.request_id])
+    by_region: dict[str, list[float]] = {}
+    for request_id, region in where.items():
+        if request_id in latency:
+            by_region.setdefault(region, []).append(latency[request_id])
+    sizes: dict[str, list[int]] = {}
+    for call in result.calls:
+        sizes.setdefault(call.region, []).append(call.size)
     return [
         RegionRow(
             region=region,
             consumers=consumers,
             capacity_share=consumers / capacity,
-            processed=processed[region],
-            share=processed[region] / total,
+            succeeded=counts[region],
+            share=counts[region] / total,
             forwarded=result.forwarded[region],
             p50_latency=percentile(by_region[region], 50) if by_region.get(region) else None,
+            mean_batch=sum(sizes[region]) / len(sizes[region]) if sizes.get(region) else None,
         )
         for region, consumers in result.capacities.items()
     ]
 
 
-def dead_letter_reasons(result: DemoResult) -> list[tuple[str, int, list[str]]]:
+def batch_sizes(result: DemoResult) -> Counter[int]:
+    """Predict calls by batch size."""
+    return Counter(call.size for call in result.calls)
+
+
+def dead_letter_reasons(letters: Sequence[DeadLetter]) -> list[tuple[str, int, list[str]]]:
     """(error_code, count, up to three distinct error messages), most frequent first."""
-    counts = Counter(d.error_code or "(none)" for d in result.dead_letters)
+    counts = Counter(d.error_code or "(none)" for d in letters)
     examples: dict[str, list[str]] = {}
-    for dead in result.dead_letters:
+    for dead in letters:
         seen = examples.setdefault(dead.error_code or "(none)", [])
         if dead.error_message and dead.error_message not in seen and len(seen) < 3:
             seen.append(dead.error_message)
@@ -129,79 +183,28 @@ def dead_letter_reasons(result: DemoResult) -> list[tuple[str, int, list[str]]]:
 
 
 def duplicates_dropped(result: DemoResult) -> int:
-    """Copies of requests that were sent but not processed (every retry, when nothing is lost)."""
-    copies = len(result.sent_of_kind("valid")) + len(result.sent_of_kind("duplicate"))
-    return copies - len(result.completions)
+    """Client retries that did not lead to a second successful run."""
+    runs = Counter(e.request_id for e in result.executions if e.succeeded)
+    extra = sum(n - 1 for n in runs.values() if n > 1)
+    return max(len(result.sent_of_kind("duplicate")) - extra, 0)
 
 
-def _ids(values: Any, limit: int = 3) -> str:
-    items = sorted(str(v) for v in values)
-    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+def results_by_place(result: DemoResult) -> Counter[str]:
+    return Counter(read.where for read in result.results.values() if read.problem is None)
 
 
-def audit(result: DemoResult) -> list[Check]:
-    """Exactly once: every valid request processed once by some worker, nothing else processed,
-    every malformed message in the dead-letter queue with the expected reason, queues empty."""
-    expected = {s.planned.request_id for s in result.sent_of_kind("valid")}
-    times = Counter(c.request_id for c in result.completions)
-    missing = expected - set(times)
-    twice = {rid for rid, n in times.items() if n > 1}
-    unknown = set(times) - expected
-    malformed = {s.message_id: s.planned for s in result.sent_of_kind("malformed")}
-    dead_by_origin = {d.origin_message_id: d for d in result.dead_letters}
-    not_dead = [mid for mid in malformed if mid not in dead_by_origin]
-    wrong_code = [
-        f"{malformed[mid].label}: {dead_by_origin[mid].error_code}"
-        for mid in malformed
-        if mid in dead_by_origin and dead_by_origin[mid].error_code != malformed[mid].expected_error
-    ]
-    valid_ids = {s.message_id for s in result.sent if s.planned.kind != "malformed"}
-    valid_dead = [d for d in result.dead_letters if d.origin_message_id in valid_ids]
-    unexplained = [
-        d
-        for d in result.dead_letters
-        if d.origin_message_id not in malformed and d.origin_message_id not in valid_ids
-    ]
-    leftovers = {
-        name: depth.total
-        for name, depth in result.final_depths.items()
-        if name != DEAD_LETTERS and depth.total
-    }
-    dead_extra = len(result.dead_letters) - len(malformed)
-    return [
-        Check(
-            "every valid request processed (none lost)",
-            not missing,
-            f"{len(expected) - len(missing)}/{len(expected)}"
-            + (f"; missing {_ids(missing)}" if missing else ""),
-        ),
-        Check(
-            "no request processed twice",
-            not twice,
-            f"processed twice: {_ids(twice)}" if twice else f"{len(result.completions)} processed",
-        ),
-        Check(
-            "nothing processed that was not sent as a valid request",
-            not unknown,
-            _ids(unknown) if unknown else "ok",
-        ),
-        Check(
-            "every malformed message in the dead-letter queue with its reason",
-            not not_dead and not wrong_code,
-            f"{len(malformed) - len(not_dead)}/{len(malformed)}"
-            + (f"; wrong error_code: {'; '.join(wrong_code[:3])}" if wrong_code else ""),
-        ),
-        Check(
-            "no valid request or stray message in the dead-letter queue",
-            not valid_dead and not unexplained and dead_extra <= 0,
-            f"{len(valid_dead)} valid, {len(unexplained)} of unknown origin"
-            if valid_dead or unexplained
-            else "ok",
-        ),
-        Check(
-            "every queue drained",
-            not leftovers,
-            ", ".join(f"{k}: {v}" for k, v in leftovers.items()) if leftovers else "ok",
-        ),
-    ]
+def rescued(result: DemoResult) -> Counter[tuple[str, str]]:
+    """Messages the rescue moved, by (from region, to region)."""
+    total: Counter[tuple[str, str]] = Counter()
+    for run in result.rescue_runs:
+        total.update(run.moved())
+    return total
+
+
+def stranded_first_seen(result: DemoResult) -> dict[str, tuple[float, str]]:
+    """Region -> (seconds since the rescue timer started, reason) of its first stranding."""
+    seen: dict[str, tuple[float, str]] = {}
+    for run in result.rescue_runs:
+        for region, reason in run.stranded.items():
+            seen.setdefault(region, (run.at, reason))
+    return seen

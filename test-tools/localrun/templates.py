@@ -1,15 +1,18 @@
 """What the SAM templates declare, read into the specs a local stack is built from.
 
 `infrastructure/template.yaml` (the primary region) declares the master queue, its dead-letter
-queue, the idempotency table, the distributor function with its SQS event source, and the
-primary region's own inference queue; `infrastructure/region.yaml` declares the inference queue
-of every other region. Logical ids are fixed in docs/contracts.md. Reading them here, rather
-than repeating names and settings, keeps the local stack from drifting from the deployed one.
+queue, the request table, the workers' presence table, the distributor function with its SQS
+event source, the rescue function with its schedule, and the primary region's own inference
+queue and results bucket; `infrastructure/region.yaml` declares the inference queue and the
+results bucket of every other region. Logical ids are fixed in docs/contracts.md. Reading
+them here, rather than repeating names and settings, keeps the local stack from drifting from
+the deployed one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +29,12 @@ STACK_NAME = "inference-orchestrator-local"
 MASTER_QUEUE = "MasterQueue"
 MASTER_DEAD_LETTER_QUEUE = "MasterDeadLetterQueue"
 IDEMPOTENCY_TABLE = "IdempotencyTable"
+WORKERS_TABLE = "WorkersTable"
 DISTRIBUTOR_FUNCTION = "DistributorFunction"
+RESCUE_FUNCTION = "RescueFunction"
 REGION_QUEUE = "RegionQueue"
 REGION_DEAD_LETTER_QUEUE = "RegionDeadLetterQueue"
+RESULTS_BUCKET = "ResultsBucket"
 
 # CloudFormation queue properties that are also SQS queue attributes of the same name.
 _QUEUE_ATTRIBUTES = (
@@ -91,6 +97,26 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
+class ScheduledFunctionSpec:
+    """The rescue function: a handler run on an EventBridge schedule."""
+
+    logical_id: str
+    name: str
+    handler: str
+    timeout: int
+    schedule_seconds: float | None
+    """The schedule's period (``rate(1 minute)`` is 60); None for a cron expression."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Variables whose value the template fixes (resource references left out)."""
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    logical_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class StackSpec:
     primary_region: str
     master_queue: QueueSpec
@@ -99,6 +125,9 @@ class StackSpec:
     function: FunctionSpec
     region_queues: Mapping[str, QueueSpec]
     region_dead_letter_queues: Mapping[str, QueueSpec]
+    workers_table: TableSpec | None = None
+    results_buckets: Mapping[str, BucketSpec] = field(default_factory=dict)
+    rescue: ScheduledFunctionSpec | None = None
 
     @property
     def regions(self) -> list[str]:
@@ -124,6 +153,7 @@ def load_stack_spec(
     resolver = Resolver(primary, pseudo_parameters(primary_region, stack_name), parameters)
     region_queues = {primary_region: _queue(resolver, REGION_QUEUE, stack_name)}
     region_dlqs = {primary_region: _queue(resolver, REGION_DEAD_LETTER_QUEUE, stack_name)}
+    buckets = {primary_region: _bucket(resolver, RESULTS_BUCKET, stack_name)}
     remote = [region for region in regions if region != primary_region]
     if remote:
         template = read_template(folder / REGION_TEMPLATE)
@@ -132,6 +162,7 @@ def load_stack_spec(
             other = Resolver(template, pseudo_parameters(region, name), parameters)
             region_queues[region] = _queue(other, REGION_QUEUE, name)
             region_dlqs[region] = _queue(other, REGION_DEAD_LETTER_QUEUE, name)
+            buckets[region] = _bucket(other, RESULTS_BUCKET, name)
     return StackSpec(
         primary_region=primary_region,
         master_queue=_queue(resolver, MASTER_QUEUE, stack_name),
@@ -140,6 +171,9 @@ def load_stack_spec(
         function=_function(resolver, primary, DISTRIBUTOR_FUNCTION, stack_name),
         region_queues=region_queues,
         region_dead_letter_queues=region_dlqs,
+        workers_table=_table(resolver, WORKERS_TABLE, stack_name),
+        results_buckets=buckets,
+        rescue=_scheduled_function(resolver, primary, RESCUE_FUNCTION, stack_name),
     )
 
 
@@ -196,18 +230,64 @@ def _table(resolver: Resolver, logical_id: str, stack_name: str) -> TableSpec:
     )
 
 
-def _function(
-    resolver: Resolver, template: Mapping[str, Any], logical_id: str, stack_name: str
-) -> FunctionSpec:
-    props = _properties(
-        resolver, logical_id, ["AWS::Serverless::Function", "AWS::Lambda::Function"]
-    )
+def _bucket(resolver: Resolver, logical_id: str, stack_name: str) -> BucketSpec:
+    props = _properties(resolver, logical_id, ["AWS::S3::Bucket"])
+    name = props.get("BucketName") or f"{stack_name}-{logical_id}".lower()
+    if not isinstance(name, str):
+        raise TemplateError(f"{logical_id}: BucketName {name!r} cannot be evaluated locally")
+    return BucketSpec(logical_id, name)
+
+
+_FUNCTION_TYPES = ["AWS::Serverless::Function", "AWS::Lambda::Function"]
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def _merged_function(
+    resolver: Resolver, template: Mapping[str, Any], logical_id: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """(properties, properties over Globals, literal environment variables)."""
+    props = _properties(resolver, logical_id, _FUNCTION_TYPES)
     globals_ = resolver.resolve((template.get("Globals") or {}).get("Function") or {})
-    merged = {**globals_, **props}
     variables = {
         **((globals_.get("Environment") or {}).get("Variables") or {}),
         **((props.get("Environment") or {}).get("Variables") or {}),
     }
+    environment = {
+        key: _text(value)
+        for key, value in variables.items()
+        if isinstance(value, str | int | float | bool)
+    }
+    return props, {**globals_, **props}, environment
+
+
+def _scheduled_function(
+    resolver: Resolver, template: Mapping[str, Any], logical_id: str, stack_name: str
+) -> ScheduledFunctionSpec | None:
+    """The function and its `Schedule` event; None when the template does not declare it."""
+    if logical_id not in resolver.resources:
+        return None
+    props, merged, environment = _merged_function(resolver, template, logical_id)
+    period: float | None = None
+    for event in (props.get("Events") or {}).values():
+        if event.get("Type") == "Schedule":
+            rate = _RATE.match(str((event.get("Properties") or {}).get("Schedule", "")))
+            if rate:
+                period = float(int(rate.group(1)) * _RATE_UNITS[rate.group(2).rstrip("s")])
+    return ScheduledFunctionSpec(
+        logical_id=logical_id,
+        name=str(merged.get("FunctionName") or f"{stack_name}-{logical_id}"),
+        handler=str(merged.get("Handler", "")),
+        timeout=int(merged.get("Timeout", _DEFAULT_TIMEOUT)),
+        schedule_seconds=period,
+        environment=environment,
+    )
+
+
+def _function(
+    resolver: Resolver, template: Mapping[str, Any], logical_id: str, stack_name: str
+) -> FunctionSpec:
+    props, merged, environment = _merged_function(resolver, template, logical_id)
     source = _sqs_event_source(resolver, props, logical_id)
     scaling = source.get("ScalingConfig") or {}
     return FunctionSpec(
@@ -223,11 +303,7 @@ def _function(
         maximum_concurrency=(
             int(scaling["MaximumConcurrency"]) if "MaximumConcurrency" in scaling else None
         ),
-        environment={
-            key: _text(value)
-            for key, value in variables.items()
-            if isinstance(value, str | int | float | bool)
-        },
+        environment=environment,
     )
 
 

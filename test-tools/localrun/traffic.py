@@ -3,6 +3,9 @@ planned from a seed and sent to the master queue at a steady rate.
 
 The malformed messages are the catalogue's (`orchestrator.cli.malformed`), in its traffic
 order, so the demo, `orchestrator send --malformed` and the tests exercise the same cases.
+A few valid requests ask the simulated model for a failure (``metadata.simulate``:
+`localrun.models`): one that succeeds on retry, or a permanent one. Every request names the
+callback topic, when there is one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localrun.models import PERMANENT, RETRYABLE
 from orchestrator.cli.malformed import malformed_body
 from orchestrator.core.timefmt import iso_utc
 
@@ -31,6 +35,8 @@ class PlannedMessage:
     expected_error: str | None = None
     """For malformed messages: the error_code the dead-letter queue must show."""
     label: str = ""
+    simulate: str | None = None
+    """For requests: the failure the simulated model injects (``retryable``, ``permanent``)."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,10 @@ class SentMessage:
     """Wall-clock seconds."""
 
 
-def _valid_document(request_id: str, seq: int, rng: random.Random) -> dict[str, Any]:
-    return {
+def _valid_document(
+    request_id: str, seq: int, rng: random.Random, topic: str | None, simulate: str | None
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
         "request_id": request_id,
         "model_name": rng.choice(MODELS),
         "input_data_url": f"s3://demo-inference-inputs/requests/{request_id}.json",
@@ -51,6 +59,11 @@ def _valid_document(request_id: str, seq: int, rng: random.Random) -> dict[str, 
         "timestamp": iso_utc(),
         "metadata": {"source": "localrun.demo", "seq": seq},
     }
+    if simulate:
+        document["metadata"]["simulate"] = simulate
+    if topic:
+        document["callback_sns_topic"] = topic
+    return document
 
 
 def _compact(document: Any) -> str:
@@ -58,27 +71,46 @@ def _compact(document: Any) -> str:
 
 
 def plan_traffic(
-    count: int, duplicates: int, malformed: int, seed: int, run_id: str
+    count: int,
+    duplicates: int,
+    malformed: int,
+    seed: int,
+    run_id: str,
+    *,
+    retryable: int = 0,
+    permanent: int = 0,
+    topic: str | None = None,
 ) -> list[PlannedMessage]:
     """`count` messages in send order: `duplicates` retries of earlier requests (some within
-    a batch of their original, most later), `malformed` bad ones, the rest valid requests."""
+    a batch of their original, most later), `malformed` bad ones, the rest valid requests,
+    of which `retryable` fail once and `permanent` fail for good (`localrun.models`)."""
     valid = count - duplicates - malformed
     if valid < 1 or duplicates < 0 or malformed < 0:
         raise ValueError("count must exceed duplicates + malformed")
+    if retryable < 0 or permanent < 0 or retryable + permanent > valid:
+        raise ValueError("retryable + permanent must be at most the valid requests")
     rng = random.Random(seed)
+    picked = rng.sample(range(valid), retryable + permanent)
+    simulate = dict.fromkeys(picked[:retryable], RETRYABLE)
+    simulate.update(dict.fromkeys(picked[retryable:], PERMANENT))
     keyed: list[tuple[float, PlannedMessage]] = []
     documents = []
     for seq in range(valid):
         request_id = f"{run_id}-{seq:05d}"
-        document = _valid_document(request_id, seq, rng)
+        document = _valid_document(request_id, seq, rng, topic, simulate.get(seq))
         documents.append(document)
-        keyed.append((float(seq), PlannedMessage(_compact(document), "valid", request_id)))
+        planned = PlannedMessage(
+            _compact(document), "valid", request_id, simulate=simulate.get(seq)
+        )
+        keyed.append((float(seq), planned))
     for _ in range(duplicates):
         seq = rng.randrange(valid)
         document = dict(documents[seq])
         if rng.random() < 0.5:  # a client retry carries a new send time: still the same request
             document["timestamp"] = iso_utc()
-        retry = PlannedMessage(_compact(document), "duplicate", document["request_id"])
+        retry = PlannedMessage(
+            _compact(document), "duplicate", document["request_id"], simulate=simulate.get(seq)
+        )
         keyed.append((seq + rng.uniform(0.5, 40.0), retry))
     for index in range(malformed):
         case, body = malformed_body(index, f"{run_id}-bad-{index:03d}")

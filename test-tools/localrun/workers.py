@@ -1,162 +1,277 @@
-"""Simulated GPU consumers: threads that long-poll a region queue, hold one request for a few
-hundred milliseconds of "GPU time", record the completion, then delete the message.
+"""The real GPU worker (`orchestrator worker`) in each region, as one process per GPU.
 
-A busy worker holds exactly one message in flight, which is what the distributor's
-``expected-wait`` routing reads as the region's capacity.
+Each worker is its own process, as each is its own pod in a cluster: the worker's command
+line, environment contract and boto3 clients (through ``AWS_ENDPOINT_URL``), its signal
+handling (SIGTERM drains: unstarted work handed back, the running batch finished), its
+presence item and its exit status are the real ones. Processes also let the workers use the
+second core while this process runs the moto server and the distributor.
+
+`WorkerFleet` starts ``capacities[region]`` processes per region running
+``localrun.models:SimulatedModel``; each writes its JSON log to ``FOLDER/<worker id>.log``
+and its executions to ``FOLDER/<worker id>.executions.jsonl`` (`localrun.models`). The
+processes are in their own session (a Ctrl-C in the terminal reaches the stack, which then
+drains them in order) and get SIGTERM if this process dies (`localrun.child`).
 """
 
 from __future__ import annotations
 
-import logging
-import random
-import threading
+import json
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
 
-from orchestrator.core.attributes import RoutingAttributes
-from orchestrator.core.errors import AWS_ERRORS
-from orchestrator.core.loop import BackgroundLoop
-from orchestrator.core.request import readable_request_id
+from localrun.child import child_environ
+from localrun.models import (
+    CALL_MS_ENV,
+    EXECUTION_LOG_ENV,
+    ITEM_MS_ENV,
+    OK,
+    PERMANENT_CODE,
+    Execution,
+    ExecutionReader,
+    PredictCall,
+    executions,
+    predict_calls,
+)
+from localrun.resources import StackResources
 
-logger = logging.getLogger(__name__)
+HANDLER = "localrun.models:SimulatedModel"
+STARTED = "worker started"
+KILL_MARGIN_SECONDS = 10.0
+"""After a SIGTERM, how much longer than the drain a worker may take before SIGKILL."""
 
 
 @dataclass(frozen=True)
-class Completion:
-    """One request a worker finished."""
+class WorkerOptions:
+    """The worker's flags (docs/deployment.md) and the simulated model's cost."""
 
-    request_id: str | None
+    batch_size: int = 8
+    max_wait: float = 0.05
+    visibility_timeout: int = 20
+    """Seconds. The heartbeat extends a message held longer than a sixth of it; a batch
+    settled within that (all of them here) is never extended. A message an exiting worker's
+    open long poll receives comes back after it."""
+    invocation_timeout: float = 10.0
+    """A claim's lease is this + 15 s: how long a killed worker's claims block a retry."""
+    drain_seconds: float = 2.0
+    call_ms: float = 200.0
+    item_ms: float = 40.0
+    log_level: str = "INFO"
+
+    def environ(self) -> dict[str, str]:
+        return {
+            "WORKER_HANDLER": HANDLER,
+            "WORKER_BATCH_SIZE": str(self.batch_size),
+            "WORKER_MAX_WAIT": f"{self.max_wait:g}",
+            "WORKER_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
+            "WORKER_INVOCATION_TIMEOUT": f"{self.invocation_timeout:g}",
+            "WORKER_DRAIN_SECONDS": f"{self.drain_seconds:g}",
+            "WORKER_HTTP_PORT": "0",
+            "LOG_LEVEL": self.log_level,
+            CALL_MS_ENV: f"{self.call_ms:g}",
+            ITEM_MS_ENV: f"{self.item_ms:g}",
+        }
+
+
+@dataclass
+class WorkerProcess:
+    worker_id: str
     region: str
-    worker: str
-    message_id: str
-    origin_message_id: str | None
-    attempt: int | None
-    receive_count: int
-    received_at: float
-    completed_at: float
-    """Wall-clock (``time.time()``) seconds."""
-
-
-class GpuWorkers:
-    """`capacities[region]` worker threads per region, each on that region's SQS client."""
-
-    def __init__(
-        self,
-        clients: Mapping[str, Any],
-        queue_urls: Mapping[str, str],
-        capacities: Mapping[str, int],
-        *,
-        gpu_seconds: float = 0.3,
-        jitter: float = 0.3,
-        seed: int = 0,
-        long_poll_seconds: int = 1,
-    ) -> None:
-        self._clients = clients
-        self._queue_urls = queue_urls
-        self.capacities = dict(capacities)
-        self._gpu_seconds = gpu_seconds
-        self._jitter = jitter
-        self._seed = seed
-        self._long_poll = long_poll_seconds
-        self._lock = threading.Lock()
-        self._completions: list[Completion] = []
-        # One loop per region, one thread per GPU; a failed receive is retried after a pause.
-        self._loops = [
-            BackgroundLoop(
-                self._worker_step(region), name=f"{region}/gpu", threads=count, error_backoff=0.5
-            )
-            for region, count in self.capacities.items()
-            if count > 0
-        ]
-
-    def start(self) -> GpuWorkers:
-        for loop in self._loops:
-            loop.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking work; a request being processed is finished first."""
-        for loop in self._loops:
-            loop.request_stop()  # every region stops taking work at once
-        deadline = time.monotonic() + timeout
-        for loop in self._loops:
-            loop.stop(max(deadline - time.monotonic(), 0.0))
+    process: subprocess.Popen[bytes]
+    log: Path
+    executions: Path
+    stop_requested: bool = False
+    killed: bool = False
+    started: dict[str, Any] | None = None
+    """The worker's ``worker started`` log entry, once it is ready."""
 
     @property
-    def failure(self) -> BaseException | None:
-        """The defect that stopped a region's workers, if one did."""
-        return next((loop.failure for loop in self._loops if loop.failure), None)
+    def http_port(self) -> int | None:
+        port = (self.started or {}).get("http_port")
+        return int(port) if port is not None else None
 
-    def __enter__(self) -> GpuWorkers:
+    @property
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def read_started(self) -> dict[str, Any] | None:
+        if self.started is None:
+            self.started = _find_entry(self.log, STARTED)
+        return self.started
+
+    def last_lines(self, count: int = 3) -> str:
+        try:
+            lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return " | ".join(line[:300] for line in lines[-count:])
+
+
+def _find_entry(path: Path, message: str) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        if message in line:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("message") == message:
+                return entry
+    return None
+
+
+@dataclass
+class WorkerFleet:
+    """`capacities[region]` worker processes per region (module docstring)."""
+
+    stack: StackResources
+    capacities: Mapping[str, int]
+    folder: Path
+    options: WorkerOptions = field(default_factory=WorkerOptions)
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._reader = ExecutionReader([])
+        self._files: list[IO[bytes]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> WorkerFleet:
+        """Start every process (they load and connect in parallel); see `wait_ready`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for region, count in self.capacities.items():
+            for index in range(1, count + 1):
+                self.workers.append(self._spawn(region, f"{region}-w{index}"))
+        return self
+
+    def _spawn(self, region: str, worker_id: str) -> WorkerProcess:
+        log = self.folder / f"{worker_id}.log"
+        executions_path = self.folder / f"{worker_id}.executions.jsonl"
+        for old in (log, executions_path):
+            old.unlink(missing_ok=True)  # a previous run's
+        environ = {
+            **child_environ(),
+            **self.stack.worker_environ(region),
+            **self.options.environ(),
+            "WORKER_ID": worker_id,
+            EXECUTION_LOG_ENV: str(executions_path),
+        }
+        output = log.open("ab")
+        self._files.append(output)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localrun.worker_main"],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._reader.add(executions_path)
+        return WorkerProcess(worker_id, region, process, log, executions_path)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every worker has logged ``worker started``; `WorkerFailure` when one exits
+        first or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [w for w in self.workers if w.read_started() is None]
+            if not waiting:
+                return
+            for worker in waiting:
+                if worker.exit_code is not None:
+                    raise WorkerFailure(
+                        f"worker {worker.worker_id} exited with status {worker.exit_code} "
+                        f"before it started: {worker.last_lines()}"
+                    )
+            if time.monotonic() > deadline:
+                raise WorkerFailure(
+                    f"{len(waiting)} workers not started after {timeout:g} s "
+                    f"({', '.join(w.worker_id for w in waiting)})"
+                )
+            time.sleep(0.1)
+
+    def signal_stop(self, regions: Iterable[str] | None = None) -> list[WorkerProcess]:
+        """SIGTERM the workers (of `regions`, or all), as Kubernetes does before a Spot node
+        goes: each stops receiving, hands back what it has not started, finishes its batch
+        within ``--drain-seconds`` and exits 0. Returns the workers signalled."""
+        chosen = set(regions) if regions is not None else None
+        targets = [w for w in self.workers if chosen is None or w.region in chosen]
+        for worker in targets:
+            worker.stop_requested = True
+            if worker.exit_code is None:
+                worker.process.send_signal(signal.SIGTERM)
+        return targets
+
+    def stop(self, regions: Iterable[str] | None = None, timeout: float | None = None) -> None:
+        """`signal_stop`, then wait for them; one still running after `timeout` (default: the
+        drain and a margin) is killed."""
+        targets = self.signal_stop(regions)
+        limit = timeout if timeout is not None else self.options.drain_seconds + KILL_MARGIN_SECONDS
+        deadline = time.monotonic() + limit
+        for worker in targets:
+            try:
+                worker.process.wait(max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                worker.killed = True
+                worker.process.kill()
+                worker.process.wait()
+        if regions is None:
+            for file in self._files:
+                file.close()
+
+    def __enter__(self) -> WorkerFleet:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- what they did ---------------------------------------------------------------------------
     @property
-    def completions(self) -> list[Completion]:
-        with self._lock:
-            return list(self._completions)
+    def failure(self) -> str | None:
+        """A worker that exited without being asked to, or did not drain cleanly."""
+        for worker in self.workers:
+            code = worker.exit_code
+            if code is None:
+                continue
+            if not worker.stop_requested:
+                return (
+                    f"worker {worker.worker_id} exited on its own with status {code}: "
+                    f"{worker.last_lines(1)}"
+                )
+            if worker.killed or code != 0:
+                how = "was killed after its drain" if worker.killed else f"exited {code}"
+                return f"worker {worker.worker_id} {how} (see {worker.log})"
+        return None
 
-    def processed_per_region(self) -> Counter[str]:
-        with self._lock:
-            return Counter(c.region for c in self._completions)
+    def exit_codes(self) -> dict[str, int | None]:
+        return {w.worker_id: w.exit_code for w in self.workers}
 
-    def processed_request_ids(self) -> set[str]:
-        with self._lock:
-            return {c.request_id for c in self._completions if c.request_id}
+    def alive(self, region: str | None = None) -> list[WorkerProcess]:
+        return [
+            w
+            for w in self.workers
+            if w.exit_code is None and (region is None or w.region == region)
+        ]
 
-    def _worker_step(self, region: str) -> Callable[[int], None]:
-        client = self._clients[region]
-        url = self._queue_urls[region]
-        rngs: dict[int, random.Random] = {}
+    def executions(self) -> list[Execution]:
+        return executions(self._reader.entries())
 
-        def step(index: int) -> None:
-            name = f"{region}/gpu-{index}"
-            rng = rngs.setdefault(index, random.Random(f"{self._seed}/{name}"))
-            response = client.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=1,
-                WaitTimeSeconds=self._long_poll,
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            )
-            for message in response.get("Messages") or []:
-                self._process(client, url, region, name, message, rng)
+    def predict_calls(self) -> list[PredictCall]:
+        return predict_calls(self._reader.entries())
 
-        return step
+    def done_per_region(self) -> Counter[str]:
+        """Requests run to their end (a result, or the injected permanent failure), by the
+        region of the worker that ran them."""
+        return Counter(e.region for e in self.executions() if e.outcome in (OK, PERMANENT_CODE))
 
-    def _process(
-        self,
-        client: Any,
-        url: str,
-        region: str,
-        name: str,
-        message: Mapping[str, Any],
-        rng: random.Random,
-    ) -> None:
-        received = time.time()
-        spread = self._gpu_seconds * self._jitter
-        time.sleep(max(self._gpu_seconds + rng.uniform(-spread, spread), 0.0))
-        routing = RoutingAttributes.from_message(message)
-        completion = Completion(
-            # A message the distributor did not forward has no routing attributes.
-            request_id=routing.request_id if routing else readable_request_id(message["Body"]),
-            region=region,
-            worker=name,
-            message_id=message["MessageId"],
-            origin_message_id=routing.origin_message_id if routing else None,
-            attempt=routing.attempt if routing else None,
-            receive_count=int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 1)),
-            received_at=received,
-            completed_at=time.time(),
-        )
-        with self._lock:
-            self._completions.append(completion)
-        try:
-            client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        except AWS_ERRORS as exc:  # it will come back and be processed again: the audit sees it
-            logger.warning("%s: delete failed: %s", name, exc)
+
+class WorkerFailure(RuntimeError):
+    """A worker process could not start."""
