@@ -4,8 +4,8 @@ conditional write (`orchestrator.core.record` has the state machine).
 - **claim**: ``FORWARDED → RUNNING``, or ``RUNNING`` whose lease has run out (its worker died)
   → ``RUNNING`` again; sets worker_id, started_at, the run lease, and increments `attempt` and
   `fencing_token`. A request with no record (put straight on a region queue, or its record
-  already removed by TTL) is created as ``RUNNING`` in the same write
-  (``attribute_not_exists``), with the fields the distributor would have written.
+  already removed by TTL) is created as ``RUNNING`` by a second write, a PutItem conditional
+  on ``attribute_not_exists``, with the fields the distributor would have written.
   A refused claim returns the existing record (``ReturnValuesOnConditionCheckFailure``), so
   the worker learns why without a second read: already final, or held by a live lease.
 - **expire**: the same condition, straight to ``EXPIRED`` (a request past its deadline is
@@ -42,10 +42,7 @@ from orchestrator.core.timefmt import iso_utc
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-_CLAIMABLE = (
-    "attribute_not_exists(request_id) OR #status = :forwarded "
-    "OR (#status = :running AND run_lease_expires_at < :now)"
-)
+_CLAIMABLE = "#status = :forwarded OR (#status = :running AND run_lease_expires_at < :now)"
 _OURS = "#status = :running AND fencing_token = :token"
 MAX_ERROR_MESSAGE_CHARS = 1_024
 
@@ -119,14 +116,28 @@ class RunLedger:
     def claim(self, new: NewRecord, lease_seconds: float) -> ClaimOutcome:
         now = self._clock()
         until = math.ceil(now + lease_seconds)
-        outcome = self._conditional_create(
+        outcome = self._transition(
             new,
             now,
-            "#status = :running, worker_id = :worker, started_at = :at, "
-            "run_lease_expires_at = :until, "
-            "fencing_token = if_not_exists(fencing_token, :zero) + :one, "
-            "attempt = if_not_exists(attempt, :zero) + :one",
-            {":worker": {"S": self.worker_id}, ":until": {"N": str(until)}},
+            "SET #status = :running, worker_id = :worker, started_at = :at, "
+            "run_lease_expires_at = :until ADD fencing_token :one, attempt :one",
+            {
+                ":running": {"S": RequestStatus.RUNNING.value},
+                ":worker": {"S": self.worker_id},
+                ":until": {"N": str(until)},
+                ":one": {"N": "1"},
+            },
+            lambda: _created(
+                new,
+                RequestStatus.RUNNING,
+                now,
+                int(now) + self._ttl_seconds,
+                worker_id=self.worker_id,
+                attempt=1,
+                fencing_token=1,
+                run_lease_expires_at=until,
+                started_at=iso_utc(now),
+            ),
         )
         if outcome.kind is not ClaimKind.CLAIMED or outcome.record is None:
             return outcome
@@ -137,45 +148,63 @@ class RunLedger:
     def expire(self, new: NewRecord, message: str) -> ClaimOutcome:
         """Mark a request past its deadline EXPIRED without running it."""
         now = self._clock()
-        return self._conditional_create(
+        message = message[:MAX_ERROR_MESSAGE_CHARS]
+        return self._transition(
             new,
             now,
-            "#status = :expired, finished_at = :at, error_code = :code, error_message = :msg",
+            "SET #status = :expired, finished_at = :at, error_code = :code, error_message = :msg",
             {
                 ":expired": {"S": RequestStatus.EXPIRED.value},
                 ":code": {"S": "REQUEST_EXPIRED"},
-                ":msg": {"S": message[:MAX_ERROR_MESSAGE_CHARS]},
+                ":msg": {"S": message},
             },
+            lambda: _created(
+                new,
+                RequestStatus.EXPIRED,
+                now,
+                int(now) + self._ttl_seconds,
+                finished_at=iso_utc(now),
+                error_code="REQUEST_EXPIRED",
+                error_message=message,
+            ),
         )
 
-    def _conditional_create(
-        self, new: NewRecord, now: float, assignments: str, values: Mapping[str, Any]
+    def _transition(
+        self,
+        new: NewRecord,
+        now: float,
+        update: str,
+        values: Mapping[str, Any],
+        created: Callable[[], RequestRecord],
     ) -> ClaimOutcome:
-        creation = _creation_fields(new, int(now) + self._ttl_seconds)
-        update = (
-            "SET "
-            + assignments
-            + "".join(
-                f", {name} = if_not_exists({name}, :new_{key})" for key, name in creation.names()
-            )
+        """Update the existing record if it is claimable; create it if there is none."""
+        outcome = self._update_existing(new.request_id, now, update, values)
+        if outcome is not None:
+            return outcome
+        outcome = self._create(created(), now)
+        if outcome is not None:
+            return outcome
+        # Created by somebody else between our two writes: take it the usual way.
+        return self._update_existing(new.request_id, now, update, values) or ClaimOutcome(
+            ClaimKind.HELD, retry_after=1.0
         )
-        attribute_values: dict[str, Any] = {
+
+    def _update_existing(
+        self, request_id: str, now: float, update: str, values: Mapping[str, Any]
+    ) -> ClaimOutcome | None:
+        """None: there is no record."""
+        attribute_values = {
             ":forwarded": {"S": RequestStatus.FORWARDED.value},
             ":running": {"S": RequestStatus.RUNNING.value},
             ":now": {"N": str(int(now))},
             ":at": {"S": iso_utc(now)},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
             **values,
-            **creation.values(),
         }
-        names, used_values = _used(
-            update, _CLAIMABLE, {"#status": "status", "#region": "region"}, attribute_values
-        )
+        names, used_values = _used(update, _CLAIMABLE, {"#status": "status"}, attribute_values)
         try:
             response = self._client.update_item(
                 TableName=self.table_name,
-                Key={"request_id": {"S": new.request_id}},
+                Key={"request_id": {"S": request_id}},
                 UpdateExpression=update,
                 ConditionExpression=_CLAIMABLE,
                 ExpressionAttributeNames=names,
@@ -185,17 +214,27 @@ class RunLedger:
             )
         except AWS_ERRORS as exc:
             if not is_conditional_check_failure(exc):
-                return ClaimOutcome(
-                    ClaimKind.UNAVAILABLE, error=f"{error_code(exc)}: {one_line(exc)}"
-                )
+                return _unavailable(exc)
             old = dict(exc.response.get("Item") or {})  # type: ignore[attr-defined,unused-ignore]
-            return self._refused(old, now)
+            return self._refused(old, now) if old else None
         return ClaimOutcome(ClaimKind.CLAIMED, RequestRecord.from_item(response["Attributes"]))
+
+    def _create(self, record: RequestRecord, now: float) -> ClaimOutcome | None:
+        """None: a record appeared meanwhile."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=record.to_item(),
+                ConditionExpression="attribute_not_exists(request_id)",
+            )
+        except AWS_ERRORS as exc:
+            if not is_conditional_check_failure(exc):
+                return _unavailable(exc)
+            return None
+        return ClaimOutcome(ClaimKind.CLAIMED, record)
 
     @staticmethod
     def _refused(old: Mapping[str, Any], now: float) -> ClaimOutcome:
-        if not old:  # deleted between the condition and the answer: try again shortly
-            return ClaimOutcome(ClaimKind.HELD, retry_after=1.0)
         record = RequestRecord.from_item(old)
         if record.status.is_final:
             return ClaimOutcome(ClaimKind.FINISHED, record)
@@ -328,34 +367,28 @@ class FencedError(Exception):
     """Our lease was taken over: this worker must not write the request's outcome."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Creation:
-    fields: dict[str, tuple[str, Any]]
-    """placeholder key -> (attribute name, attribute value)"""
-
-    def names(self) -> list[tuple[str, str]]:
-        return [(key, name) for key, (name, _value) in self.fields.items()]
-
-    def values(self) -> dict[str, Any]:
-        return {f":new_{key}": value for key, (_name, value) in self.fields.items()}
+def _unavailable(exc: BaseException) -> ClaimOutcome:
+    return ClaimOutcome(ClaimKind.UNAVAILABLE, error=f"{error_code(exc)}: {one_line(exc)}")
 
 
-def _creation_fields(new: NewRecord, ttl: int) -> _Creation:
-    """The fields of a record the distributor would have written; set only when missing."""
-    fields: dict[str, tuple[str, Any]] = {
-        "message_id": ("message_id", {"S": new.message_id}),
-        "payload_hash": ("payload_hash", {"S": new.payload_hash}),
-        "region": ("#region", {"S": new.region}),
-        "priority": ("priority", {"S": new.priority}),
-        "model_name": ("model_name", {"S": new.model_name}),
-        "forwarded_at": ("forwarded_at", {"S": new.forwarded_at}),
-        "lease_expires_at": ("lease_expires_at", {"N": "0"}),
-        "expires_at": ("expires_at", {"N": str(ttl)}),
-    }
-    if new.queued_at:
-        fields["queued_at"] = ("queued_at", {"S": new.queued_at})
-    if new.callback_sns_topic:
-        fields["callback_sns_topic"] = ("callback_sns_topic", {"S": new.callback_sns_topic})
-    if new.deadline_at is not None:
-        fields["deadline_at"] = ("deadline_at", {"N": str(new.deadline_at)})
-    return _Creation(fields)
+def _created(
+    new: NewRecord, status: RequestStatus, now: float, ttl: int, **fields: Any
+) -> RequestRecord:
+    """The record of a request that had none: what the distributor would have written, in
+    its new state."""
+    return RequestRecord(
+        request_id=new.request_id,
+        status=status,
+        message_id=new.message_id,
+        payload_hash=new.payload_hash,
+        region=new.region,
+        priority=new.priority,
+        model_name=new.model_name,
+        forwarded_at=new.forwarded_at,
+        lease_expires_at=0,
+        expires_at=ttl,
+        queued_at=new.queued_at,
+        callback_sns_topic=new.callback_sns_topic,
+        deadline_at=new.deadline_at,
+        **fields,
+    )
