@@ -64,7 +64,10 @@ def _all_succeeded(result: DemoResult) -> Check:
 
 
 def _records_consistent(result: DemoResult) -> Check:
-    winners = {e.request_id: e for e in result.executions if e.succeeded}
+    winners: dict[str, set[tuple[str, int]]] = {}
+    for e in result.executions:
+        if e.succeeded:
+            winners.setdefault(e.request_id, set()).add((e.worker, e.attempt))
     retried = _simulated(result, RETRYABLE)
     problems: list[str] = []
     final = 0
@@ -78,11 +81,12 @@ def _records_consistent(result: DemoResult) -> Check:
         elif not 1 <= record.attempt <= record.fencing_token:
             problems.append(f"{rid}: attempt {record.attempt}, token {record.fencing_token}")
         elif record.status is RequestStatus.SUCCEEDED:
-            run = winners.get(rid)
-            if run is None or (run.worker, run.attempt) != (record.worker_id, record.attempt):
-                ran = f"{run.worker} attempt {run.attempt}" if run else "no successful run"
+            runs = winners.get(rid, set())
+            if (record.worker_id, record.attempt) not in runs:
+                ran = ", ".join(f"{w} attempt {a}" for w, a in sorted(runs)) or "no run"
                 problems.append(
-                    f"{rid}: record says {record.worker_id} attempt {record.attempt}, {ran}"
+                    f"{rid}: record says {record.worker_id} attempt {record.attempt}, "
+                    f"succeeded: {ran}"
                 )
             elif rid in retried and record.attempt < 2:
                 problems.append(f"{rid}: injected retry, but succeeded on attempt 1")

@@ -280,7 +280,7 @@ def _counts(
 ) -> str:
     invocations = poller.invocations
     errors = sum(1 for i in invocations if i.error)
-    moved = sum(rescue.moved().values())
+    moved = rescue.rescued()
     return (
         f"invocations {len(invocations)} ({errors} failed) · duplicates "
         f"{dispositions.get('duplicate', 0)} · dead-lettered "

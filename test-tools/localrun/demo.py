@@ -189,6 +189,7 @@ def run_demo(options: DemoOptions, console: TextIO) -> DemoResult:
             if options.rescue_every > 0:
                 rescue.start()
             sending = time.monotonic()
+            first_send_at = time.time()
             if options.stop is not None:
                 region, after = options.stop
                 stopped[region] = after
@@ -248,6 +249,8 @@ def run_demo(options: DemoOptions, console: TextIO) -> DemoResult:
     }
     dispositions, forwarded = tally.snapshot()
     result.dispositions, result.forwarded = dispositions, forwarded
+    result.forwarded_to = tally.forwarded_to()
+    result.first_send_at = first_send_at
     result.invocations = len(poller.invocations)
     result.failed_invocations = sum(1 for i in poller.invocations if i.error)
     result.cold_starts = handler.cold_starts

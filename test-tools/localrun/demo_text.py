@@ -85,15 +85,20 @@ def _rescue_line(result: DemoResult) -> str:
     if not runs:
         return "Rescue: off" if not every else "Rescue: no run"
     head = f"Rescue: {runs} runs, every {every:g} s"
-    moved = rescued(result)
-    if not moved and not stranded_first_seen(result):
+    moved, taken = rescued(result)
+    stranded = stranded_first_seen(result)
+    if not stranded:
         return head + "; nothing stranded"
     parts = []
-    for region, (at, reason) in stranded_first_seen(result).items():
+    for region, (at, reason) in stranded.items():
         targets = {t: n for (s, t), n in moved.items() if s == region}
-        where = ", ".join(f"{t} {n}" for t, n in sorted(targets.items())) or "nowhere yet"
+        where = [f"{t} {n}" for t, n in sorted(targets.items())]
+        claimed = taken[region] - sum(targets.values())
+        if claimed:
+            where.append(f"{claimed} claimed by a worker there before the record update")
         parts.append(
-            f"{region} stranded ({reason}) at {at:.1f} s: moved {sum(targets.values())} ({where})"
+            f"{region} stranded ({reason}) at {at:.1f} s, {taken[region]} messages moved"
+            + (f" ({', '.join(where)})" if where else "")
         )
     return head + "; " + "; ".join(parts)
 

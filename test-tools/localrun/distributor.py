@@ -48,6 +48,8 @@ class DistributionTally:
         self.forwarded: Counter[str] = Counter()
         self.dead_letter_reasons: Counter[str] = Counter()
         self.outcomes: list[Any] = []
+        self.regions: dict[str, str] = {}
+        """Request id -> the region it was (last) forwarded to."""
 
     def __call__(self, report: Any) -> None:
         with self._lock:
@@ -56,8 +58,14 @@ class DistributionTally:
                 self.dispositions[outcome.disposition.value] += 1
                 if outcome.disposition.value == "forwarded" and outcome.region:
                     self.forwarded[outcome.region] += 1
+                    if outcome.request_id:
+                        self.regions[outcome.request_id] = outcome.region
                 if outcome.disposition.value == "dead_lettered":
                     self.dead_letter_reasons[outcome.reason or "?"] += 1
+
+    def forwarded_to(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.regions)
 
     def snapshot(self) -> tuple[Counter[str], Counter[str]]:
         """(dispositions, forwarded per region), copied."""

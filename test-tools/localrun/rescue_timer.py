@@ -32,7 +32,7 @@ from orchestrator.core.loop import BackgroundLoop
 @dataclass(frozen=True)
 class RescueRun:
     at: float
-    """Seconds since the timer started."""
+    """When the run started, in seconds since the timer started."""
     report: Mapping[str, Any]
     """What the function returned (`RunReport.as_dict`)."""
 
@@ -42,12 +42,22 @@ class RescueRun:
         return dict(self.report.get("stranded") or {})
 
     def moved(self) -> Counter[tuple[str, str]]:
-        """Messages moved, by (from region, to region)."""
+        """Messages moved whose record now names the target, by (from region, to region)."""
         moved: Counter[tuple[str, str]] = Counter()
         for source, outcome in (self.report.get("regions") or {}).items():
             for target, count in (outcome.get("moved") or {}).items():
                 moved[(source, target)] += int(count)
         return moved
+
+    def rescued(self) -> Counter[str]:
+        """Messages taken out of each stranded region: moved, plus those whose copy a worker
+        claimed before the record could be updated (``superseded``) and those without a
+        record (``unrecorded``)."""
+        taken: Counter[str] = Counter()
+        for source, outcome in (self.report.get("regions") or {}).items():
+            taken[source] += sum(int(n) for n in (outcome.get("moved") or {}).values())
+            taken[source] += int(outcome.get("superseded", 0)) + int(outcome.get("unrecorded", 0))
+        return taken
 
 
 class RescueTimer:
@@ -92,6 +102,7 @@ class RescueTimer:
         """One invocation of the function (the timer's step; tests call it directly)."""
         if self._app is None:
             self._app = self._build()
+        started = round(time.monotonic() - self._started, 3)
         context = LambdaContext(
             self._function_name, timeout=self._timeout, region=self._environ.get("AWS_REGION", "")
         )
@@ -101,7 +112,7 @@ class RescueTimer:
             from orchestrator.rescue import handler
 
             handler.metrics.clear_metrics()  # EMF would print to stdout (module docstring)
-        run = RescueRun(round(time.monotonic() - self._started, 3), report)
+        run = RescueRun(started, report)
         with self._lock:
             self._runs.append(run)
         return run
@@ -126,8 +137,6 @@ class RescueTimer:
         with self._lock:
             return list(self._runs)
 
-    def moved(self) -> Counter[tuple[str, str]]:
-        total: Counter[tuple[str, str]] = Counter()
-        for run in self.runs:
-            total.update(run.moved())
-        return total
+    def rescued(self) -> int:
+        """Messages taken out of stranded regions so far."""
+        return sum(sum(run.rescued().values()) for run in self.runs)

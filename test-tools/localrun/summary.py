@@ -67,12 +67,16 @@ class DemoResult:
     dispositions: Counter[str] = field(default_factory=Counter)
     """The distributor's own count of record outcomes."""
     forwarded: Counter[str] = field(default_factory=Counter)
+    forwarded_to: Mapping[str, str] = field(default_factory=dict)
+    """Request id -> the region the distributor forwarded it to (its last forward)."""
     invocations: int = 0
     failed_invocations: int = 0
     cold_starts: int = 0
     rescue_runs: Sequence[RescueRun] = ()
     stopped: Mapping[str, float] = field(default_factory=dict)
     """Region -> seconds after the first send when its workers were sent SIGTERM."""
+    first_send_at: float = 0.0
+    """Wall-clock seconds of the first send."""
     worker_exits: Mapping[str, int | None] = field(default_factory=dict)
     send_seconds: float = 0.0
     done_seconds: float | None = None
@@ -193,12 +197,15 @@ def results_by_place(result: DemoResult) -> Counter[str]:
     return Counter(read.where for read in result.results.values() if read.problem is None)
 
 
-def rescued(result: DemoResult) -> Counter[tuple[str, str]]:
-    """Messages the rescue moved, by (from region, to region)."""
-    total: Counter[tuple[str, str]] = Counter()
+def rescued(result: DemoResult) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+    """What the rescue did: messages moved with their record updated, by (from region, to
+    region); and every message it took out of each stranded region (`RescueRun.rescued`)."""
+    moved: Counter[tuple[str, str]] = Counter()
+    taken: Counter[str] = Counter()
     for run in result.rescue_runs:
-        total.update(run.moved())
-    return total
+        moved.update(run.moved())
+        taken.update(run.rescued())
+    return moved, taken
 
 
 def stranded_first_seen(result: DemoResult) -> dict[str, tuple[float, str]]:
@@ -208,3 +215,14 @@ def stranded_first_seen(result: DemoResult) -> dict[str, tuple[float, str]]:
         for region, reason in run.stranded.items():
             seen.setdefault(region, (run.at, reason))
     return seen
+
+
+def ran_elsewhere(result: DemoResult, region: str) -> set[str]:
+    """Requests the distributor forwarded to `region` that succeeded in another region (the
+    rescue moved them)."""
+    where = succeeded_region(result)
+    return {
+        rid
+        for rid, forwarded in result.forwarded_to.items()
+        if forwarded == region and where.get(rid, region) != region
+    }

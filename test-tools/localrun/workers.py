@@ -205,9 +205,10 @@ class WorkerFleet:
         chosen = set(regions) if regions is not None else None
         targets = [w for w in self.workers if chosen is None or w.region in chosen]
         for worker in targets:
-            worker.stop_requested = True
-            if worker.exit_code is None:
+            if worker.exit_code is None and not worker.stop_requested:
+                # Once: a second SIGTERM would make it hand everything back at once (exit 3).
                 worker.process.send_signal(signal.SIGTERM)
+            worker.stop_requested = True
         return targets
 
     def stop(self, regions: Iterable[str] | None = None, timeout: float | None = None) -> None:

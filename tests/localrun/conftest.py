@@ -1,6 +1,5 @@
-"""Fixtures for the local stack's tests: one moto server per test module, small uniquely
-named queues per test (moto's state is shared by every server in the process), and the demo
-command run once per session."""
+"""Fixtures for the local stack's tests: one moto server (a process) per test module, small
+uniquely named queues per test, and the demo command run once per session."""
 
 from __future__ import annotations
 
@@ -120,7 +119,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     stack_file = folder / "stack.json"
     report = folder / "report" / "demo.html"
     command = [*_orchestrator_command(), "demo", "--count", "40", "--duplicates", "6"]
-    command += ["--malformed", "6", "--seed", "3", "--gpu-ms", "100", "--rate", "100"]
+    command += ["--malformed", "6", "--retryable", "2", "--permanent", "1", "--seed", "3"]
+    command += ["--call-ms", "100", "--item-ms", "20", "--rate", "100"]
     command += ["--timeout", "60", "--report", str(report)]
     env = {**os.environ, "ORCHESTRATOR_STACK_FILE": str(stack_file)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)

@@ -18,7 +18,15 @@ from typing import IO, Any
 import pytest
 
 from localrun.console import parse_args, parse_capacities
-from localrun.console_view import LiveView, PlainView, Snapshot, make_view, plain_line, render_table
+from localrun.console_view import (
+    LiveView,
+    PlainView,
+    RegionWorkers,
+    Snapshot,
+    make_view,
+    plain_line,
+    render_table,
+)
 from localrun.hints import aws_cli_commands, banner, exports, stack_files, tool_commands
 from localrun.server import LocalSession
 from orchestrator.core.sqs import QueueDepth
@@ -66,9 +74,15 @@ def test_the_first_stack_uses_the_shared_files_and_a_second_gets_its_own(tmp_pat
         reports / "local-distributor.log",
         True,
     )
+    assert (first.rescue_log, first.workers) == (
+        reports / "local-rescue.log",
+        reports / "local-workers",
+    )
     second = stack_files(shared, False, "http://127.0.0.1:5000", reports, None)
     assert second.stack_file == reports / "local-stack-5000.json"
     assert second.log == reports / "local-distributor-5000.log"  # the first one's is left alone
+    assert second.rescue_log == reports / "local-rescue-5000.log"
+    assert second.workers == reports / "local-workers-5000"
     assert stack_files(shared, False, "http://h:1", reports, tmp_path / "x.log").log == (
         tmp_path / "x.log"
     )
@@ -77,6 +91,11 @@ def test_the_first_stack_uses_the_shared_files_and_a_second_gets_its_own(tmp_pat
         f"ORCHESTRATOR_STACK_FILE={second.stack_file} orchestrator send --count 30"
     )
     assert tool_commands(first)[0] == "orchestrator send --count 30"
+    topic = "arn:aws:sns:us-east-1:123456789012:inference-callback-local"
+    assert f"orchestrator send --count 5 --wait --callback-sns-topic {topic}" in tool_commands(
+        first, topic
+    )
+    assert "orchestrator status REQUEST_ID" in tool_commands(first)
 
 
 def test_exports_name_the_stack_file_and_every_queue() -> None:
@@ -109,6 +128,9 @@ def test_plain_lines_and_capacities() -> None:
     depths = {"master": QueueDepth(1, 2), "us-east-1": QueueDepth(3, 4)}
     line = plain_line(depths, {"us-east-1": 7}, {"us-east-1": 5}, "invocations 2")
     assert line == "master 1+2 | us-east-1 3+4 fwd 7 done 5 | invocations 2"
+    workers = {"us-east-1": RegionWorkers(live=4, capacity=24, busy=5, draining=1)}
+    line = plain_line(depths, {"us-east-1": 7}, {"us-east-1": 5}, "invocations 2", workers)
+    assert "us-east-1 3+4 fwd 7 done 5 workers 4 (1 draining) cap 24 busy 5 |" in line
     assert parse_capacities("us-east-1=4, us-west-2=2") == {"us-east-1": 4, "us-west-2": 2}
     for bad in ("mars-central-9=1", "us-east-1=many", "us-east-1"):
         with pytest.raises(argparse.ArgumentTypeError):
@@ -120,6 +142,16 @@ def test_a_bad_workers_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         parse_args(["--workers", "us-east-1=x"])
     assert exit_.value.code == 2
     assert "whole number" in capsys.readouterr().err
+
+
+def test_workers_run_by_default_as_the_demo_runs_them() -> None:
+    assert parse_args([]).workers == {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
+    assert parse_args(["--workers", "us-west-2=3"]).workers == {"us-west-2": 3}
+    assert parse_args(["--no-workers"]).workers is None
+    options = parse_args(["--rescue-every", "0", "--rescue-stall", "4"])
+    assert (options.rescue_every, options.rescue_stall) == (0, 4)
+    with pytest.raises(SystemExit):
+        parse_args(["--workers", "us-west-2=3", "--no-workers"])
 
 
 def test_plain_view_prints_a_line_only_when_something_changed() -> None:
@@ -148,6 +180,12 @@ def test_the_live_table_shows_every_queue_and_the_footer() -> None:
     text = out.getvalue()
     assert text.split()[:5] == ["queue", "waiting", "in", "flight", "forwarded"]
     assert any(line.split() == ["us-east-1", "3", "4", "7", "5"] for line in text.splitlines())
+    out = io.StringIO()
+    workers = {"us-east-1": RegionWorkers(live=2, capacity=16, busy=3)}
+    Console(file=out, width=120, color_system=None).print(render_table(snapshot(workers=workers)))
+    header, *rows = out.getvalue().splitlines()
+    assert header.split()[-3:] == ["workers", "capacity", "busy"]
+    assert any(row.split() == ["us-east-1", "3", "4", "7", "5", "2", "16", "3"] for row in rows)
     assert "invocations 2 (0 failed) · up 01:15" in text
     assert "depth read failed: gone" in text
 
@@ -223,7 +261,8 @@ def test_local_stack_serves_until_sigint(
         assert wait_until(lambda: "batch distributed" in log.read_text())
         written = log.read_text()
 
-        second = start_local(orchestrator_command, tmp_path)  # while the first one runs
+        # While the first one runs; without workers (seven more processes would add nothing).
+        second = start_local(orchestrator_command, tmp_path, "--no-workers")
         assert second.stdout is not None
         second_lines = read_banner(second.stdout)
         second.send_signal(signal.SIGINT)
@@ -236,7 +275,12 @@ def test_local_stack_serves_until_sigint(
     assert first.returncode == 0, output
     assert f"export AWS_ENDPOINT_URL={document['endpoint_url']}" in output
     assert "export AWS_ACCESS_KEY_ID=testing" in output
-    assert "fwd 1 done 1" in output
+    assert "fwd 1 done 1 workers 1 cap 8 busy" in output  # forwarded, run, live workers
+    assert "# logs: distributor " in output and "local-workers/" in output
+    assert "stopping: pollers, rescue, workers (SIGTERM: they drain), server" in output
+    worker_logs = list((tmp_path / "local-workers").glob("*.log"))
+    assert len(worker_logs) == 3
+    assert all('"message": "drained; exiting"' in log.read_text() for log in worker_logs)
     assert "local stack stopped" in output
     assert not stack_file.exists()
     # The second stack wrote its own files, pointed its hints at them, and left the first's.

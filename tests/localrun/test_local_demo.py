@@ -3,6 +3,7 @@ and its traffic, audit, summary and report on a result built here (no stack, fas
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import replace
@@ -11,16 +12,21 @@ from typing import Any
 
 import pytest
 
-from localrun.demo import format_summary, parse_args
+from localrun.audit import audit
+from localrun.demo import parse_args
+from localrun.demo_text import format_summary
 from localrun.depths import DepthSample
+from localrun.evidence import Notification, ResultRead
+from localrun.models import OK, PERMANENT_CODE, RETRYABLE_CODE, Execution, PredictCall
 from localrun.report import write_report
-from localrun.summary import DEAD_LETTERS, MASTER, Check, DemoResult, audit
+from localrun.rescue_timer import RescueRun
+from localrun.summary import DEAD_LETTERS, MASTER, Check, DemoResult
 from localrun.traffic import SentMessage, plan_traffic
-from localrun.workers import Completion
 from orchestrator.cli.malformed import BY_KIND
 from orchestrator.core.dead_letter import DeadLetter
+from orchestrator.core.record import RequestRecord, RequestStatus
 from orchestrator.core.sqs import QueueDepth
-from orchestrator.core.timefmt import parse_iso
+from orchestrator.core.timefmt import iso_utc, parse_iso
 
 REGIONS = ("us-east-1", "us-west-2", "us-west-1")
 
@@ -37,16 +43,34 @@ def audit_lines(stdout: str) -> dict[str, str]:
 def test_the_demo_command_passes_its_audit(demo_run: Any) -> None:
     assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
     out = demo_run.stdout
-    assert "Sent 40 messages: 28 requests, 6 retries, 6 malformed" in out
+    assert (
+        "Sent 40 messages: 28 requests (2 fail once, 1 fail for good), 6 retries, 6 malformed"
+        in out
+    )
     checks = audit_lines(out)
-    assert checks["every valid request processed (none lost)"] == "PASS 28/28"
-    assert checks["no request processed twice"] == "PASS 28 processed"
+    assert checks["every valid request SUCCEEDED (none lost)"] == "PASS 27/27"
+    assert checks["records name the worker, attempt and fencing token"] == ("PASS 28 final records")
+    assert checks["every result readable (inline or from S3)"].startswith("PASS ")
+    assert checks[
+        "injected permanent failures FAILED, with the reason in record and region DLQ"
+    ] == ("PASS 1/1")
+    assert checks["one notification per finished request"].startswith(
+        "PASS 28 for 28 finished (FAILED 1, SUCCEEDED 27)"
+    )
+    assert checks["no request run twice"].startswith(
+        "PASS 30 runs of 28 requests (2 failed once as injected"
+    )
     assert checks["every malformed message in the dead-letter queue with its reason"] == "PASS 6/6"
     assert checks["every queue drained"] == "PASS ok"
     assert all(line.startswith("PASS") for line in checks.values()), checks
-    assert len(checks) == 6
+    assert len(checks) == 10
     assert "Duplicates dropped: 6 of 6 retries (the distributor reported 6 duplicate" in out
     assert "Dead-letter queue: 6 messages" in out
+    assert re.search(r"^Worker batches: \d+ predict calls, mean size \d", out, re.MULTILINE)
+    assert re.search(r"^Results: \d+ inline in the record, \d+ in S3", out, re.MULTILINE)
+    assert "Injected failures: 2/2 SIMULATED_GPU_OOM succeeded on retry" in out
+    assert re.search(r"^Rescue: \d+ runs, every 2 s; nothing stranded$", out, re.MULTILINE)
+    assert "Workers: 7 processes, 7 drained on SIGTERM and exited 0" in out
     for region in REGIONS:
         assert re.search(rf"^  {region}\s+\d", out, flags=re.MULTILINE), region
     assert "audit PASSED" in out
@@ -59,12 +83,18 @@ def test_the_demo_command_writes_its_report_and_keeps_the_console_clean(
     assert f"Report: {demo_run.report}" in demo_run.stdout
     html = demo_run.report.read_text()
     assert html.startswith("<!doctype html>") and "<svg" in html and "PASS" in html
+    assert "Worker batch sizes" in html
     log = demo_run.report.with_name("demo-distributor.log")
     # The function's own output (Powertools logs; EMF metrics, off in tests) goes to its log,
     # as Lambda sends it to CloudWatch, never to the console.
     assert '"message":"batch distributed"' in log.read_text()
     assert "batch distributed" not in demo_run.stdout + demo_run.stderr
     assert '"_aws"' not in demo_run.stdout
+    rescue_log = demo_run.report.with_name("demo-rescue.log").read_text()
+    assert '"message":"rescue run"' in rescue_log and "rescue run" not in log.read_text()
+    workers = demo_run.report.with_name("demo-workers")
+    assert len(list(workers.glob("*.log"))) == 7  # one JSON log per worker process
+    assert '"message": "worker started"' in (workers / "us-west-1-w1.log").read_text()
     assert not demo_run.stack_file.exists()  # advertised while running, then removed
 
 
@@ -89,24 +119,85 @@ def test_traffic_uses_the_malformed_catalogue_and_the_one_timestamp_format() -> 
 # -- the audit and the summary on a result built here ----------------------------------------
 
 
+def _record(
+    rid: str, status: RequestStatus, worker: str, attempt: int, **extra: Any
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=rid,
+        status=status,
+        message_id=f"m-{rid}",
+        payload_hash="h",
+        region=worker.rsplit("-w", 1)[0],
+        priority="normal",
+        model_name="m",
+        forwarded_at=iso_utc(1000.0),
+        lease_expires_at=0,
+        expires_at=0,
+        worker_id=worker,
+        attempt=attempt,
+        fencing_token=attempt,
+        started_at=iso_utc(1001.0),
+        finished_at=iso_utc(1002.0 + attempt),
+        **extra,
+    )
+
+
 def passing_result() -> DemoResult:
-    plan = plan_traffic(count=14, duplicates=2, malformed=3, seed=2, run_id="t2")
+    """A run where everything went right: 9 requests (one fails once, one for good), 2
+    retries, 3 malformed."""
+    plan = plan_traffic(
+        count=14, duplicates=2, malformed=3, seed=2, run_id="t2", retryable=1, permanent=1
+    )
     sent = [SentMessage(p, f"m-{i}", 1000.0 + i) for i, p in enumerate(plan)]
     valid = [s for s in sent if s.planned.kind == "valid"]
-    completions = [
-        Completion(
-            request_id=s.planned.request_id,
-            region=REGIONS[i % 3],
-            worker=f"{REGIONS[i % 3]}/gpu-0",
-            message_id=f"r-{i}",
-            origin_message_id=s.message_id,
-            attempt=1,
-            receive_count=1,
-            received_at=s.sent_at + 0.5,
-            completed_at=s.sent_at + 1.0 + i / 10,
-        )
-        for i, s in enumerate(valid)
-    ]
+    records: dict[str, RequestRecord] = {}
+    executions: list[Execution] = []
+    results: dict[str, ResultRead] = {}
+    notifications: list[Notification] = []
+    region_letters: dict[str, list[DeadLetter]] = {r: [] for r in REGIONS}
+    for i, s in enumerate(valid):
+        rid = str(s.planned.request_id)
+        worker = f"{REGIONS[i % 3]}-w1"
+        region = REGIONS[i % 3]
+        at = s.sent_at + 0.5
+
+        def run(
+            attempt: int,
+            outcome: str,
+            worker: str = worker,
+            region: str = region,
+            rid: str = rid,
+            at: float = at,
+        ) -> None:
+            executions.append(
+                Execution(
+                    rid, attempt, worker, region, at + attempt, at + attempt + 0.2, outcome, 1
+                )
+            )
+
+        if s.planned.simulate == "permanent":
+            run(1, PERMANENT_CODE)
+            records[rid] = _record(
+                rid, RequestStatus.FAILED, worker, 1, error_code=PERMANENT_CODE, error_message="bad"
+            )
+            region_letters[region].append(
+                DeadLetter(s.message_id, s.planned.body, PERMANENT_CODE, "bad", rid)
+            )
+        else:
+            attempt = 1
+            if s.planned.simulate == "retryable":
+                run(1, RETRYABLE_CODE)
+                attempt = 2
+            run(attempt, OK)
+            records[rid] = _record(
+                rid,
+                RequestStatus.SUCCEEDED,
+                worker,
+                attempt,
+                result=json.dumps({"request_id": rid}),
+            )
+            results[rid] = ResultRead("inline", {"request_id": rid})
+        notifications.append(Notification(rid, records[rid].status.value, {}))
     dead = [
         DeadLetter(s.message_id, s.planned.body, s.planned.expected_error or "", "why: field")
         for s in sent
@@ -115,15 +206,26 @@ def passing_result() -> DemoResult:
     depths = {name: QueueDepth(0, 0) for name in (*REGIONS, MASTER)}
     depths[DEAD_LETTERS] = QueueDepth(len(dead), 0)
     result = DemoResult(
-        settings={"rate": 40, "seed": 2, "function": "fn", "send_started_at": 0.0},
+        settings={
+            "rate": 40,
+            "seed": 2,
+            "function": "fn",
+            "send_started_at": 0.0,
+            "rescue_every": 2,
+        },
         capacities={"us-east-1": 2, "us-west-2": 1, "us-west-1": 1},
         sent=sent,
-        completions=completions,
+        records=records,
+        executions=executions,
+        calls=[PredictCall(e.worker, e.region, e.started, e.ended, 1) for e in executions],
+        results=results,
+        notifications=notifications,
         dead_letters=dead,
+        region_dead_letters=region_letters,
         samples=[DepthSample(0.0, depths), DepthSample(1.0, depths)],
         final_depths=depths,
         dispositions=Counter(forwarded=len(valid), duplicate=2, dead_lettered=len(dead)),
-        forwarded=Counter(c.region for c in completions),
+        forwarded=Counter(e.region for e in executions if e.succeeded),
         send_seconds=0.5,
         done_seconds=3.0,
         total_seconds=4.0,
@@ -136,6 +238,16 @@ def verdicts(checks: list[Check]) -> dict[str, bool]:
     return {check.name: check.passed for check in checks}
 
 
+def failed_checks(result: DemoResult) -> list[str]:
+    return [name for name, ok in verdicts(audit(result)).items() if not ok]
+
+
+def planned(result: DemoResult, simulate: str | None) -> str:
+    return next(
+        rid for rid, s in result.planned_requests().items() if s.planned.simulate == simulate
+    )
+
+
 def test_a_complete_run_passes() -> None:
     result = passing_result()
     assert result.passed, [c for c in result.checks if not c.passed]
@@ -143,16 +255,73 @@ def test_a_complete_run_passes() -> None:
 
 def test_the_audit_catches_a_lost_request() -> None:
     result = passing_result()
-    lost = replace(result, completions=result.completions[1:], checks=[])
-    failed = [name for name, ok in verdicts(audit(lost)).items() if not ok]
-    assert failed == ["every valid request processed (none lost)"]
+    rid = planned(result, None)
+    records = {k: v for k, v in result.records.items() if k != rid}
+    assert "every valid request SUCCEEDED (none lost)" in failed_checks(
+        replace(result, records=records)
+    )
+    running = {**result.records, rid: replace(result.records[rid], status=RequestStatus.RUNNING)}
+    check = audit(replace(result, records=running))[0]
+    assert not check.passed and f"{rid} RUNNING" in check.detail
 
 
-def test_the_audit_catches_a_request_processed_twice() -> None:
+def test_the_audit_catches_a_request_run_twice() -> None:
     result = passing_result()
-    twice = replace(result, completions=[*result.completions, result.completions[0]])
-    failed = [name for name, ok in verdicts(audit(twice)).items() if not ok]
-    assert failed == ["no request processed twice"]
+    again = next(e for e in result.executions if e.succeeded)
+    twice = replace(result, executions=[*result.executions, replace(again, worker="us-west-2-w9")])
+    assert failed_checks(twice) == ["no request run twice"]
+
+
+def test_the_audit_catches_a_record_that_does_not_name_its_run() -> None:
+    result = passing_result()
+    rid = planned(result, None)
+    name = "records name the worker, attempt and fencing token"
+    for change in (
+        {"worker_id": "us-west-1-w7"},
+        {"worker_id": None},
+        {"fencing_token": 0},
+    ):
+        records = {**result.records, rid: replace(result.records[rid], **change)}
+        assert failed_checks(replace(result, records=records)) == [name], change
+    retried = planned(result, "retryable")
+    runs = [
+        e
+        for e in result.executions
+        if not (e.request_id == retried and e.outcome == RETRYABLE_CODE)
+    ]
+    runs = [replace(e, attempt=1) if e.request_id == retried else e for e in runs]
+    records = {**result.records, retried: replace(result.records[retried], attempt=1)}
+    assert name in failed_checks(replace(result, records=records, executions=runs))
+
+
+def test_the_audit_catches_an_unreadable_result() -> None:
+    result = passing_result()
+    rid = planned(result, None)
+    for read in (
+        ResultRead("s3", problem="s3://b/k: NoSuchKey"),
+        ResultRead("inline", {"request_id": "other"}),
+    ):
+        broken = replace(result, results={**result.results, rid: read})
+        assert failed_checks(broken) == ["every result readable (inline or from S3)"]
+
+
+def test_the_audit_catches_a_permanent_failure_without_its_reason_or_dead_letter() -> None:
+    result = passing_result()
+    rid = planned(result, "permanent")
+    name = "injected permanent failures FAILED, with the reason in record and region DLQ"
+    no_letter = replace(result, region_dead_letters={r: [] for r in REGIONS})
+    assert name in failed_checks(no_letter)
+    records = {**result.records, rid: replace(result.records[rid], error_code=None)}
+    assert name in failed_checks(replace(result, records=records))
+
+
+def test_the_audit_catches_a_missing_or_repeated_notification() -> None:
+    result = passing_result()
+    name = "one notification per finished request"
+    assert failed_checks(replace(result, notifications=result.notifications[1:])) == [name]
+    again = [*result.notifications, result.notifications[0]]
+    check = next(c for c in audit(replace(result, notifications=again)) if c.name == name)
+    assert not check.passed and "twice" in check.detail
 
 
 def test_the_audit_catches_a_missing_or_wrongly_coded_dead_letter() -> None:
@@ -172,9 +341,9 @@ def test_the_audit_catches_a_missing_or_wrongly_coded_dead_letter() -> None:
     assert not check.passed and "wrong error_code" in check.detail
 
 
-def test_the_audit_catches_a_valid_request_or_a_stray_message_in_the_dead_letter_queue() -> None:
+def test_the_audit_catches_a_valid_request_or_a_stray_message_in_the_dead_letter_queues() -> None:
     result = passing_result()
-    name = "no valid request or stray message in the dead-letter queue"
+    name = "no valid request or stray message in the dead-letter queues"
     valid = result.sent_of_kind("valid")[0]
     letter = DeadLetter(valid.message_id, valid.planned.body, "INVALID_FIELD", "x")
     assert not verdicts(audit(replace(result, dead_letters=[*result.dead_letters, letter])))[name]
@@ -185,6 +354,12 @@ def test_the_audit_catches_a_valid_request_or_a_stray_message_in_the_dead_letter
         if c.name == name
     )
     assert not check.passed and "1 of unknown origin" in check.detail
+    ok_rid = planned(result, None)
+    regional = {
+        **result.region_dead_letters,
+        "us-west-2": [DeadLetter("m", "{}", "X", "y", ok_rid)],
+    }
+    assert name in failed_checks(replace(result, region_dead_letters=regional))
 
 
 def test_the_audit_catches_an_undrained_queue() -> None:
@@ -194,30 +369,68 @@ def test_the_audit_catches_an_undrained_queue() -> None:
     assert not check.passed and check.detail == "us-west-2: 1"
 
 
-def test_a_stopped_background_thread_fails_the_run() -> None:
+def test_a_stopped_background_task_fails_the_run() -> None:
     result = passing_result()
     broken = replace(result, thread_failures=["pollers: TypeError: boom"])
     assert not broken.passed
-    summary = format_summary(broken, None, None)
-    assert "a background thread stopped on a defect (pollers: TypeError: boom)" in summary
+    summary = format_summary(broken, None)
+    assert "a background task stopped (pollers: TypeError: boom)" in summary
     assert "audit FAILED" in summary
 
 
 def test_summary_and_report(tmp_path: Path) -> None:
     result = passing_result()
-    summary = format_summary(result, tmp_path / "demo.html", None)
-    assert "Sent 14 messages: 9 requests, 2 retries, 3 malformed" in summary
+    summary = format_summary(result, tmp_path / "demo.html")
+    assert (
+        "Sent 14 messages: 9 requests (1 fail once, 1 fail for good), 2 retries, 3 malformed"
+        in summary
+    )
     assert "Dead-letter queue: 3 messages" in summary
     assert "Duplicates dropped: 2 of 2 retries" in summary
     assert re.search(r"p50 \d+\.\d\d s · p90", summary)
+    assert "Worker batches: 10 predict calls, mean size 1.0 (size: calls 1: 10)" in summary
+    assert "Results: 8 inline in the record, 0 in S3" in summary
+    assert "Notifications: 9 through SNS to the subscribed queue (FAILED 1, SUCCEEDED 8)" in summary
+    assert "Injected failures: 1/1 SIMULATED_GPU_OOM succeeded on retry (attempt 2: 1)" in summary
     assert "audit PASSED" in summary
     html = write_report(result, tmp_path / "demo.html").read_text()
     assert html.startswith("<!doctype html>") and "<svg" in html
+
+
+def test_the_summary_shows_what_the_rescue_moved() -> None:
+    report = {
+        "stranded": {"us-east-1": "no-consumers"},
+        "regions": {
+            "us-east-1": {
+                "moved": {"us-west-2": 5, "us-west-1": 2},
+                "superseded": 3,
+                "unrecorded": 0,
+            }
+        },
+    }
+    result = replace(
+        passing_result(),
+        rescue_runs=[RescueRun(1.0, {"stranded": {}, "regions": {}}), RescueRun(3.5, report)],
+        stopped={"us-east-1": 1.5},
+    )
+    summary = format_summary(result, None)
+    assert (
+        "Rescue: 2 runs, every 2 s; us-east-1 stranded (no-consumers) at 3.5 s, 10 messages moved "
+        "(us-west-1 2, us-west-2 5, 3 claimed by a worker there before the record update)"
+    ) in summary
+    assert re.search(r"^  us-east-1 .*\(workers stopped at 1.5 s\)$", summary, re.MULTILINE)
 
 
 def test_flags() -> None:
     options = parse_args(["--count", "50", "--duplicates", "5", "--malformed", "4", "--seed", "9"])
     assert (options.count, options.duplicates, options.malformed, options.seed) == (50, 5, 4, 9)
     assert options.report.name == "demo.html"
-    with pytest.raises(SystemExit):
-        parse_args(["--count", "5", "--duplicates", "5"])
+    assert options.stop is None
+    assert parse_args(["--stop", "us-west-2@2.5"]).stop == ("us-west-2", 2.5)
+    for bad in (
+        ["--count", "5", "--duplicates", "5"],
+        ["--stop", "mars-1@2"],
+        ["--retryable", "999"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(bad)

@@ -16,6 +16,8 @@ from localrun.stackfile import claim_stack_file, live_stack, release_stack_file
 from localrun.templates import load_stack_spec
 from orchestrator.core.stackfile import load_stack
 from orchestrator.distributor.config import Settings
+from orchestrator.rescue.config import Settings as RescueSettings
+from orchestrator.worker.config import settings_from
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +60,58 @@ def test_ledger_table_has_the_key_schema_and_ttl(local: RunningStack) -> None:
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 
 
+def test_presence_table_buckets_and_callback_topic_follow_the_templates(
+    local: RunningStack,
+) -> None:
+    stack, spec = local.stack, local.stack.spec
+    assert spec.workers_table is not None and stack.workers_table
+    table = local.dynamodb.describe_table(TableName=stack.workers_table)["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "region", "KeyType": "HASH"},
+        {"AttributeName": "worker_id", "KeyType": "RANGE"},
+    ]
+    assert set(stack.results_buckets) == set(stack.region_queues)
+    for region, bucket in stack.results_buckets.items():
+        assert bucket.startswith(f"inference-results-123456789012-{region}-")
+        location = local.s3[region].get_bucket_location(Bucket=bucket)["LocationConstraint"]
+        assert (location or "us-east-1") == region
+    # A message published to the callback topic lands in the subscribed queue.
+    assert stack.callback_topic_arn and stack.notification_queue_url
+    assert ":inference-callback-local-" in stack.callback_topic_arn  # the worker's IAM pattern
+    local.sns.publish(TopicArn=stack.callback_topic_arn, Message='{"request_id": "r-1"}')
+    sqs = local.sqs[stack.primary_region]
+    got = sqs.receive_message(QueueUrl=stack.notification_queue_url, WaitTimeSeconds=2)
+    envelope = json.loads(got["Messages"][0]["Body"])
+    assert json.loads(envelope["Message"]) == {"request_id": "r-1"}
+
+
 def test_the_distributor_accepts_the_environment(local: RunningStack) -> None:
     environ = local.stack.distributor_environ(CACHE_TTL="1")
     settings = Settings.from_environ(environ)
     assert dict(settings.region_queues) == dict(local.stack.region_queues)
     assert settings.cache_ttl == 1
     assert settings.primary_region == "us-east-1"
+    assert settings.workers_table_name == local.stack.workers_table  # routing reads presence
     assert environ["AWS_ENDPOINT_URL"] == local.stack.endpoint_url
+
+
+def test_the_rescue_and_the_worker_accept_their_environments(local: RunningStack) -> None:
+    stack = local.stack
+    assert stack.spec.rescue is not None and stack.spec.rescue.schedule_seconds == 60
+    rescue = RescueSettings.from_environ(stack.rescue_environ(RESCUE_STALL_SECONDS="3"))
+    assert dict(rescue.region_queues) == dict(stack.region_queues)
+    assert rescue.stall_seconds == 3
+    assert rescue.workers_table_name == stack.workers_table
+    assert rescue.idempotency_table_name == stack.table_name
+    for region in stack.region_queues:
+        environ = {**stack.worker_environ(region), "WORKER_HANDLER": "m:M"}
+        worker = settings_from({}, environ)
+        assert (worker.queue_url, worker.region) == (stack.region_queues[region], region)
+        assert (worker.table_name, worker.table_region) == (stack.table_name, "us-east-1")
+        assert worker.workers_table == stack.workers_table
+        assert worker.results_bucket == stack.results_buckets[region]
+        assert environ["AWS_ENDPOINT_URL"] == stack.endpoint_url
+        assert environ["AWS_ACCESS_KEY_ID"] == "testing"
 
 
 def test_event_source_follows_the_template(local: RunningStack) -> None:
@@ -111,6 +158,7 @@ def test_a_stack_read_back_from_its_file_is_the_same_stack(local: RunningStack) 
     advertised = local.stack.advertised(Path("stack.json"))
     again = StackResources.from_local_stack(advertised, load_stack_spec())
     assert again.distributor_environ() == local.stack.distributor_environ()
+    assert again.workers_table == local.stack.workers_table  # named beside the request table
     assert again.master_queue_arn == local.stack.master_queue_arn
     with pytest.raises(ValueError, match="table_name"):
         StackResources.from_local_stack(replace(advertised, table_name=None), load_stack_spec())
