@@ -19,9 +19,14 @@ from orchestrator.core.command import Command, ExitCode
 from orchestrator.simulator.contenders import CONTENDERS
 from orchestrator.simulator.model import RunResult
 from orchestrator.simulator.report import (
+    Table,
     Verdict,
     detection_targets,
     p99_targets,
+    placement_table,
+    placement_verdicts,
+    priority_table,
+    priority_targets,
     render,
     results_table,
     verdict_lines,
@@ -163,20 +168,24 @@ def main(argv: Sequence[str]) -> int:
 
     sections = []
     for name in names:
-        table = results_table(summaries, name, ttls, order)
-        sections.append((name, table))
+        tables = [results_table(summaries, name, ttls, order)]
+        if SCENARIOS[name].high_share > 0:
+            tables.append(priority_table(summaries, name, ttls, order))
+        if "placement" in SCENARIOS[name].tags:
+            tables.append(placement_table(summaries, name, ttls, order))
+        sections.append((name, tables))
         print(f"\n{name}: {SCENARIOS[name].title}")
-        print(render(table, markdown=False))
+        print("\n\n".join(render(table, markdown=False) for table in tables))
     p99_table, p99_verdicts = p99_targets(summaries)
     floor_table, floor_verdicts = detection_targets(summaries)
+    priority, priority_verdicts = priority_targets(summaries)
     fast_table = p99_targets(summaries, fast)[0] if fast else []
-    verdicts = p99_verdicts + floor_verdicts
+    verdicts = p99_verdicts + floor_verdicts + priority_verdicts + placement_verdicts(summaries)
     print(f"\nTargets (mean of {args.seeds} seeds; waits in seconds)")
-    print(render(p99_table, markdown=False))
-    print()
-    if len(floor_table) > 1:
-        print(render(floor_table, markdown=False))
-        print()
+    for table in (p99_table, floor_table, priority):
+        if len(table) > 1:
+            print(render(table, markdown=False))
+            print()
     if fast_table:
         print(f"Sensitivity: service mean {FAST_SERVICE:g} s, {min(3, args.seeds)} seeds")
         print(render(fast_table, markdown=False))
@@ -189,7 +198,13 @@ def main(argv: Sequence[str]) -> int:
         _write_docs(
             args.out / "routing.md",
             _markdown(
-                args, sections, p99_table, floor_table, fast_table, verdicts, images, plot_ttl
+                args,
+                sections,
+                [p99_table, floor_table, priority],
+                fast_table,
+                verdicts,
+                images,
+                plot_ttl,
             ),
         )
         print(f"wrote {args.out / 'routing.md'} and {len(images)} plots", file=sys.stderr)
@@ -242,10 +257,9 @@ def _plots(
 
 def _markdown(
     args: argparse.Namespace,
-    sections: list[tuple[str, list[list[str]]]],
-    p99_table: list[list[str]],
-    floor_table: list[list[str]],
-    fast_table: list[list[str]],
+    sections: list[tuple[str, list[Table]]],
+    target_tables: list[Table],
+    fast_table: Table,
     verdicts: list[Verdict],
     images: dict[str, str],
     plot_ttl: float,
@@ -269,9 +283,12 @@ def _markdown(
         "",
         "### Targets",
         "",
-        render(p99_table, markdown=True),
-        "",
-        *([render(floor_table, markdown=True), ""] if len(floor_table) > 1 else []),
+        *(
+            line
+            for table in target_tables
+            if len(table) > 1
+            for line in (render(table, markdown=True), "")
+        ),
         *verdict_lines(verdicts, markdown=True),
         "",
     ]
@@ -293,8 +310,10 @@ def _markdown(
             "",
         ]
     lines += ["### Every scenario", ""]
-    for name, table in sections:
-        lines += [f"#### {name}: {SCENARIOS[name].title}", "", render(table, markdown=True), ""]
+    for name, tables in sections:
+        lines += [f"#### {name}: {SCENARIOS[name].title}", ""]
+        for table in tables:
+            lines += [render(table, markdown=True), ""]
         if name in images:
             lines += [
                 f"![backlog per region, {name}, TTL {plot_ttl:g} s]({images[name]})",

@@ -4,6 +4,12 @@ Strategies of the project run exactly as in the Lambda: a real `DepthCache` (its
 reads the simulated queues through SQS-shaped clients, and the simulated presence table
 through the presence seam) and a real `Router`. Round-robin and uniform random are baselines
 that look at nothing; the oracle reads the true state at every choice.
+
+Every chooser routes a batch as a list of `Need`s: the regions each request may run in and
+whether it is high priority. The project's strategies follow the distributor's plan
+(`orchestrator.simulator.plan`); the baselines only keep to the permitted regions (they treat
+high priority as standard); the oracle sends high-priority work to the shortest high-priority
+wait on the true state.
 """
 
 from __future__ import annotations
@@ -24,18 +30,19 @@ from orchestrator.core.routing import (
     Weights,
     smooth_capacity_weights,
 )
-from orchestrator.simulator.queues import InlineExecutor, RegionQueue, SimSqs
+from orchestrator.simulator.plan import Need, choose_regions
+from orchestrator.simulator.queues import HIGH_SUFFIX, InlineExecutor, RegionQueue, SimSqs
 
 MAX_DEPTH = 5000
 
 
 class Chooser(Protocol):
-    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
-        """A region for each of `count` messages (None: no region may take it now)."""
+    def choose(self, needs: Sequence[Need]) -> list[str | None]:
+        """A region for each request (None: none of its permitted regions may take it now)."""
         ...
 
-    def forwarded(self, region: str, count: int) -> None:
-        """`count` messages were sent to `region`."""
+    def forwarded(self, region: str, count: int, high: bool = False) -> None:
+        """`count` messages were sent to `region` (`high`: to its high-priority queue)."""
         ...
 
 
@@ -81,6 +88,8 @@ class World(Protocol):
 
     now: float
     queues: Mapping[str, RegionQueue]
+    priority_queues: bool
+    """True when every region has a high-priority queue beside its standard one."""
 
     def presence(self) -> Mapping[str, float]: ...
 
@@ -99,15 +108,20 @@ class CacheChooser:
             clock=lambda: world.now,
             rng=random.Random(rng.random()),
             presence=world.presence,
+            high_queue_urls=(
+                {name: name + HIGH_SUFFIX for name in world.queues}
+                if world.priority_queues
+                else None
+            ),
         )
-        self._router = Router(strategy, MAX_DEPTH, random.Random(rng.random()))
+        self._rng = random.Random(rng.random())
+        self._router = Router(strategy, MAX_DEPTH, self._rng)
 
-    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
-        loads = self._cache.snapshot(lambda region: region != exclude)
-        return self._router.assign(loads, count)
+    def choose(self, needs: Sequence[Need]) -> list[str | None]:
+        return choose_regions(self._router, self._cache.snapshot(), needs, self._rng)
 
-    def forwarded(self, region: str, count: int) -> None:
-        self._cache.record_forwarded(region, count)
+    def forwarded(self, region: str, count: int, high: bool = False) -> None:
+        self._cache.record_forwarded(region, count, high=high)
 
 
 class RoundRobin:
@@ -115,16 +129,20 @@ class RoundRobin:
         self._regions = regions
         self._next = rng.randrange(len(regions))
 
-    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+    def choose(self, needs: Sequence[Need]) -> list[str | None]:
         chosen: list[str | None] = []
-        while len(chosen) < count:
-            region = self._regions[self._next % len(self._regions)]
+        for need in needs:
+            allowed = [r for r in self._regions if r in need.permitted]
+            if not allowed:
+                chosen.append(None)
+                continue
+            while (region := self._regions[self._next % len(self._regions)]) not in allowed:
+                self._next += 1
             self._next += 1
-            if region != exclude:
-                chosen.append(region)
+            chosen.append(region)
         return chosen
 
-    def forwarded(self, region: str, count: int) -> None:
+    def forwarded(self, region: str, count: int, high: bool = False) -> None:
         pass
 
 
@@ -133,11 +151,14 @@ class UniformRandom:
         self._regions = regions
         self._rng = rng
 
-    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
-        regions = [r for r in self._regions if r != exclude]
-        return [self._rng.choice(regions) for _ in range(count)]
+    def choose(self, needs: Sequence[Need]) -> list[str | None]:
+        chosen: list[str | None] = []
+        for need in needs:
+            allowed = [r for r in self._regions if r in need.permitted]
+            chosen.append(self._rng.choice(allowed) if allowed else None)
+        return chosen
 
-    def forwarded(self, region: str, count: int) -> None:
+    def forwarded(self, region: str, count: int, high: bool = False) -> None:
         pass
 
 
@@ -146,30 +167,39 @@ class Oracle:
 
     A region's expected wait for one more message is ``(held + 1 - consumers) / consumers``
     service times when positive (held: waiting plus in service); the most negative value is
-    the region with the most idle GPUs per GPU. Regions with no live consumer are never chosen.
+    the region with the most idle GPUs per GPU. A high-priority message counts only the
+    high-priority messages waiting there as ahead of it: ``(high waiting + 1 - idle) /
+    consumers``. Only permitted regions with a live consumer are chosen.
     """
 
     def __init__(self, world: World) -> None:
         self._world = world
 
-    def choose(self, count: int, exclude: str | None = None) -> list[str | None]:
+    def choose(self, needs: Sequence[Need]) -> list[str | None]:
         added = dict.fromkeys(self._world.queues, 0)
+        added_high = dict.fromkeys(self._world.queues, 0)
         chosen: list[str | None] = []
-        for _ in range(count):
+        for need in needs:
             best, best_wait = None, 0.0
             for name, queue in self._world.queues.items():
-                if queue.alive <= 0 or name == exclude:
+                if queue.alive <= 0 or name not in need.permitted:
                     continue
-                held = queue.visible + queue.busy + added[name]
-                wait = (held + 1 - queue.alive) / queue.alive
+                if need.high:
+                    ahead = len(queue.high_waiting) + added_high[name]
+                    idle = max(0, queue.alive - queue.busy - added[name])
+                    wait = (ahead + 1 - idle) / queue.alive
+                else:
+                    held = queue.visible + queue.busy + added[name]
+                    wait = (held + 1 - queue.alive) / queue.alive
                 if best is None or wait < best_wait:
                     best, best_wait = name, wait
             chosen.append(best)
             if best is not None:
                 added[best] += 1
+                added_high[best] += need.high
         return chosen
 
-    def forwarded(self, region: str, count: int) -> None:
+    def forwarded(self, region: str, count: int, high: bool = False) -> None:
         pass
 
 

@@ -9,6 +9,13 @@ lognormal service time. Consumers are lost cleanly (held messages come back at o
 (held messages stay invisible for the visibility timeout; presence records stay until their
 lease ends), and come back. The rescue function runs every minute.
 
+With priorities, each region has a high-priority queue beside its standard one, a share of
+the arrivals is high priority, and worker slots take high-priority work first without
+starving standard work (`queues.next_request`). With placement, each request may run only in
+the regions `orchestrator.core.placement.Placement.permitted` gives it (the model's regions
+and its ``allowed_regions``); one that no region may run is dead-lettered at once, and every
+router, the rescue included, chooses among its permitted regions only.
+
 Each request's service time is drawn at its arrival, from its own random stream, so every
 strategy of one seed faces the very same arrivals and the very same work.
 """
@@ -20,19 +27,23 @@ import itertools
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from orchestrator.core.routing import DEFAULT_STRATEGY
+from orchestrator.core.placement import Placement
+from orchestrator.core.routing import DEFAULT_STRATEGY, RegionLoad, assign_shortest_wait
 from orchestrator.core.stats import percentile
 from orchestrator.core.stranding import (
     QueueObservation,
+    has_consumer_proof,
+    looks_stalled,
     region_load,
     rescue_targets,
     track_stall,
 )
 from orchestrator.simulator.contenders import MAX_DEPTH, Chooser, Contender, chooser_factory
-from orchestrator.simulator.queues import Consumer, RegionQueue, Request
+from orchestrator.simulator.plan import Need
+from orchestrator.simulator.queues import Consumer, RegionQueue, Request, next_request
 from orchestrator.simulator.rescue import MAX_MESSAGES, RESCUE_INTERVAL, CoreRule, RescueRule
 from orchestrator.simulator.scenarios import Loss, Scenario
 
@@ -42,7 +53,7 @@ PUSHBACK_DELAY = 30.0
 """A batch item with no eligible region goes back to the master queue for this long."""
 
 # Request states
-IN_MASTER, WAITING, SERVING, INVISIBLE, DONE_STATE = range(5)
+IN_MASTER, WAITING, SERVING, INVISIBLE, DONE_STATE, DEAD_LETTERED = range(6)
 
 
 @dataclass(slots=True)
@@ -67,6 +78,17 @@ class RunResult:
     in_system: int
     lost_rate_before: float = 0.0
     """Sends per second to the region that later lost its consumers, before the loss."""
+    high_mean_wait: float = math.nan
+    high_p99_wait: float = math.nan
+    standard_mean_wait: float = math.nan
+    standard_p99_wait: float = math.nan
+    high_measured: int = 0
+    dead_lettered: int = 0
+    """Requests no permitted region could serve (dead-lettered at arrival, never routed)."""
+    sent_outside: int = 0
+    """Requests put in a region queue outside their permitted regions (by anyone)."""
+    ran_outside: int = 0
+    """Services started in a region outside the request's permitted regions."""
     backlog_times: list[float] = field(default_factory=list)
     backlog: dict[str, list[int]] = field(default_factory=dict)
 
@@ -99,6 +121,13 @@ class Simulation:
         self.queues: dict[str, RegionQueue] = {
             name: RegionQueue(name, count) for name, count in scenario.capacities.items()
         }
+        self.priority_queues = scenario.high_share > 0
+        self._placement = Placement(
+            {model: frozenset(regions) for model, regions in scenario.model_regions.items()}
+        )
+        self._everywhere = frozenset(self.queues)
+        self._needs: dict[tuple[frozenset[str], bool], Need] = {}
+        self._mix = random.Random(f"{seed}-mix")
         # Independent streams: the same seed gives every strategy the same arrivals and work.
         self._arrivals = random.Random(f"{seed}-arrivals")
         self._work = random.Random(f"{seed}-work")
@@ -121,6 +150,9 @@ class Simulation:
         self.routed_dead = 0
         self.rescued = 0
         self.completed = 0
+        self.dead_lettered = 0
+        self.sent_outside = 0
+        self.ran_outside = 0
         self.backlog_times: list[float] = []
         self.backlog: dict[str, list[int]] = {name: [] for name in self.queues}
         self._peak_rate = scenario.arrival_rate * max([1.0, *(b.factor for b in scenario.bursts)])
@@ -176,8 +208,9 @@ class Simulation:
             elif code == REAPPEAR:
                 queue, request = data
                 queue.invisible -= 1
+                queue.high_held -= request.high
                 request.state = WAITING
-                queue.waiting.appendleft(request)
+                queue.lane(request.high).appendleft(request)
                 self._start(queue)
             elif code == LOSE:
                 d = data
@@ -213,19 +246,41 @@ class Simulation:
                 return now
 
     def _new_request(self, now: float, measured: bool) -> Request:
-        request = Request(len(self._requests), now, measured)
-        request.service = self._work.lognormvariate(
-            self.scenario.service_mu, self.scenario.service_sigma
-        )
+        sc = self.scenario
+        # Drawn from their own stream, in arrival order: the same for every strategy.
+        high = sc.high_share > 0 and self._mix.random() < sc.high_share
+        permitted = self._everywhere
+        if sc.mix:
+            point, kind = self._mix.random() * sum(c.share for c in sc.mix), sc.mix[-1]
+            for candidate in sc.mix:
+                point -= candidate.share
+                if point < 0:
+                    kind = candidate
+                    break
+            permitted = self._placement.permitted(kind.model, kind.allowed_regions, self.queues)
+        request = Request(len(self._requests), now, measured, high=high, permitted=permitted)
+        request.service = self._work.lognormvariate(sc.service_mu, sc.service_sigma)
         self._requests.append(request)
         return request
 
+    def _need(self, request: Request) -> Need:
+        key = (request.permitted, request.high)
+        need = self._needs.get(key)
+        if need is None:
+            need = self._needs[key] = Need(*key)
+        return need
+
     def _arrive(self) -> None:
         sc, now = self.scenario, self.now
-        self._buffer.append(self._new_request(now, sc.warmup <= now < sc.horizon))
+        request = self._new_request(now, sc.warmup <= now < sc.horizon)
+        if request.permitted:
+            self._buffer.append(request)
+        else:  # the distributor dead-letters it with NO_PERMITTED_REGION
+            request.state = DEAD_LETTERED
+            self.dead_lettered += 1
         if len(self._buffer) >= sc.batch_size:
             self._dispatch()
-        elif len(self._buffer) == 1:
+        elif len(self._buffer) == 1 and request.permitted:
             self._push(now + sc.batching_window, WINDOW, self._window_gen)
         following = self._next_arrival(now)
         if following < sc.horizon:
@@ -235,8 +290,8 @@ class Simulation:
         batch, self._buffer = self._buffer, []
         self._window_gen += 1
         chooser = self._containers[self._lambda.randrange(len(self._containers))]
-        regions = chooser.choose(len(batch))
-        counts: dict[str, int] = {}
+        regions = chooser.choose([self._need(request) for request in batch])
+        counts: dict[tuple[str, bool], int] = {}
         for request, region in zip(batch, regions, strict=True):
             if region is None:
                 self._push(self.now + PUSHBACK_DELAY, RETRY, request)
@@ -248,9 +303,9 @@ class Simulation:
                 self.routed_dead += 1
             self._count_before_loss(region)
             self._enqueue(queue, request)
-            counts[region] = counts.get(region, 0) + 1
-        for region, count in counts.items():
-            chooser.forwarded(region, count)
+            counts[region, request.high] = counts.get((region, request.high), 0) + 1
+        for (region, high), count in counts.items():
+            chooser.forwarded(region, count, high)
 
     def _count_before_loss(self, region: str) -> None:
         lost = next((d for d in self.scenario.disruptions if d.region == region), None)
@@ -263,17 +318,23 @@ class Simulation:
         request.region = queue.name
         request.queued_at = self.now
         request.state = WAITING
-        queue.waiting.append(request)
+        if queue.name not in request.permitted:
+            self.sent_outside += 1
+        queue.lane(request.high).append(request)
         self._start(queue)
 
     # -- consumers -----------------------------------------------------------------------------
 
     def _start(self, queue: RegionQueue) -> None:
-        while queue.idle and queue.waiting:
+        while queue.idle and (queue.waiting or queue.high_waiting):
             consumer = queue.idle.pop()
-            request = queue.waiting.popleft()
+            request = next_request(queue, consumer)
+            assert request is not None
+            if queue.name not in request.permitted:
+                self.ran_outside += 1
             consumer.holding = request
             queue.busy += 1
+            queue.high_held += request.high
             request.started = self.now
             request.state = SERVING
             self._push(self.now + request.service, DONE, (queue, consumer, consumer.epoch))
@@ -285,6 +346,7 @@ class Simulation:
         request = consumer.holding
         consumer.holding = None
         queue.busy -= 1
+        queue.high_held -= request.high
         request.state = DONE_STATE
         self.completed += 1
         queue.idle.append(consumer)
@@ -292,6 +354,7 @@ class Simulation:
 
     def _hide(self, queue: RegionQueue, request: Request, seconds: float) -> None:
         queue.invisible += 1
+        queue.high_held += request.high
         request.state = INVISIBLE
         self._push(self.now + seconds, REAPPEAR, (queue, request))
 
@@ -307,9 +370,10 @@ class Simulation:
             else:
                 request, consumer.holding = consumer.holding, None
                 queue.busy -= 1
+                queue.high_held -= request.high
                 if loss is Loss.CLEAN:
                     request.state = WAITING
-                    queue.waiting.appendleft(request)
+                    queue.lane(request.high).appendleft(request)
                 else:
                     self._hide(queue, request, sc.invisible_for)
             if loss is Loss.HARD:
@@ -349,7 +413,10 @@ class Simulation:
         """One run of the rescue function: observe every queue, judge, move (a budget)."""
         observations: dict[str, QueueObservation] = {}
         for name, queue in self.queues.items():
-            oldest = min((r.queued_at for r in queue.waiting), default=self.now)
+            oldest = min(
+                (lane[0].queued_at for lane in (queue.waiting, queue.high_waiting) if lane),
+                default=self.now,
+            )
             observations[name] = QueueObservation(
                 visible=queue.visible,
                 in_flight=queue.in_flight,
@@ -364,29 +431,68 @@ class Simulation:
             for name, observation in observations.items()
             if self.rule.stranded(observation, self._stalled_since[name], self.now)
         ]
-        loads = {name: region_load(name, o) for name, o in observations.items()}
+        loads = {
+            name: replace(region_load(name, o), high_visible=len(self.queues[name].high_waiting))
+            for name, o in observations.items()
+        }
         budget = MAX_MESSAGES
         for name in stranded:
             queue = self.queues[name]
-            moving = [queue.waiting.popleft() for _ in range(min(budget, queue.visible))]
+            moving: list[Request] = []
+            for lane in (queue.high_waiting, queue.waiting):
+                while lane and len(moving) < budget:
+                    moving.append(lane.popleft())
             budget -= len(moving)
-            targets = rescue_targets(
-                name,
+            groups: dict[Need, list[Request]] = {}
+            for request in moving:
+                groups.setdefault(self._need(request), []).append(request)
+            for need, requests in groups.items():
+                targets = self._rescue_targets(name, loads, need, len(requests), stranded)
+                for request, region in zip(requests, targets, strict=True):
+                    if region is None:  # nowhere permitted to go: back, as after its timeout
+                        request.state = WAITING
+                        queue.lane(request.high).append(request)
+                        continue
+                    load = loads[region]
+                    loads[region] = load.plus_high(1) if need.high else load.plus(1)
+                    self.rescued += 1
+                    self._enqueue(self.queues[region], request)
+
+    def _rescue_targets(
+        self,
+        source: str,
+        loads: Mapping[str, RegionLoad],
+        need: Need,
+        count: int,
+        avoid: list[str],
+    ) -> list[str | None]:
+        """Where the rescue function sends `count` messages of one kind: standard ones by
+        `rescue_targets`, high-priority ones to the shortest high-priority wait among the same
+        candidates (as `orchestrator.rescue.targets.TargetPicker` does); both only among the
+        messages' permitted regions."""
+        if not need.high:
+            return rescue_targets(
+                source,
                 list(loads.values()),
-                len(moving),
+                count,
                 strategy=self._rescue_strategy,
                 rng=self._rescue_rng,
                 max_depth=MAX_DEPTH,
-                avoid=stranded,
+                avoid=avoid,
+                permitted=need.permitted,
             )
-            for request, region in zip(moving, targets, strict=True):
-                if region is None:
-                    request.state = WAITING
-                    queue.waiting.append(request)  # nowhere to go: back, as after its timeout
-                    continue
-                loads[region] = loads[region].plus(1)
-                self.rescued += 1
-                self._enqueue(self.queues[region], request)
+        candidates = [
+            load
+            for load in loads.values()
+            if load.region != source
+            and load.region not in avoid
+            and load.region in need.permitted
+            and not looks_stalled(load)
+        ]
+        pool = [load for load in candidates if has_consumer_proof(load)] or candidates
+        if not pool:
+            return [None] * count
+        return assign_shortest_wait(pool, count, MAX_DEPTH, self._rescue_rng)
 
     def _sample(self) -> None:
         self.backlog_times.append(self.now)
@@ -399,14 +505,20 @@ class Simulation:
 
     def _result(self) -> RunResult:
         sc, end = self.scenario, self.now
-        waits = []
+        waits: list[float] = []
+        high_waits: list[float] = []
+        standard_waits: list[float] = []
         for request in self._requests:
             if not request.measured:
                 continue
             if request.state in (SERVING, DONE_STATE):
-                waits.append(request.started - request.entered)
+                wait = request.started - request.entered
             elif not math.isnan(request.entered):
-                waits.append(end - request.entered)  # not served yet: counted as it stands
+                wait = end - request.entered  # not served yet: counted as it stands
+            else:
+                continue
+            waits.append(wait)
+            (high_waits if request.high else standard_waits).append(wait)
         dead = {name for name, queue in self.queues.items() if queue.alive == 0}
         stranded = sum(
             1
@@ -429,7 +541,7 @@ class Simulation:
             p99_wait=percentile(waits, 99),
             measured=len(waits),
             stranded=stranded,
-            unfinished=sum(1 for r in self._requests if r.state != DONE_STATE),
+            unfinished=sum(1 for r in self._requests if r.state not in (DONE_STATE, DEAD_LETTERED)),
             routed_dead=self.routed_dead,
             rescued=self.rescued,
             shares={name: count / total_sent for name, count in self.sent.items()},
@@ -437,6 +549,18 @@ class Simulation:
             completed=self.completed,
             in_system=in_system,
             lost_rate_before=lost_rate,
+            high_mean_wait=_mean(high_waits),
+            high_p99_wait=percentile(high_waits, 99) if high_waits else math.nan,
+            standard_mean_wait=_mean(standard_waits),
+            standard_p99_wait=percentile(standard_waits, 99) if standard_waits else math.nan,
+            high_measured=len(high_waits),
+            dead_lettered=self.dead_lettered,
+            sent_outside=self.sent_outside,
+            ran_outside=self.ran_outside,
             backlog_times=self.backlog_times,
             backlog=self.backlog,
         )
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan

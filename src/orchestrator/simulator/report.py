@@ -229,3 +229,148 @@ def verdict_lines(verdicts: Sequence[Verdict], markdown: bool = False) -> list[s
     if markdown:
         return [f"- {'met' if v.met else '**missed**'}: {v.what}: {v.detail}" for v in verdicts]
     return [f"{'met   ' if v.met else 'MISSED'}  {v.what}: {v.detail}" for v in verdicts]
+
+
+HIGH_VS_ORACLE = 1.0
+"""Largest ratio of the default's high-priority p99 wait to the oracle's p99 for all traffic."""
+STANDARD_VS_ORACLE = 1.5
+"""Largest ratio of the default's standard p99 wait to the oracle's p99 for all traffic."""
+
+
+def priority_table(
+    summaries: Mapping[Key, Summary], scenario: str, ttls: Sequence[float], names: Sequence[str]
+) -> Table:
+    """Waits of high-priority and standard requests apart, per strategy and TTL."""
+    table = [
+        [
+            "strategy",
+            "TTL s",
+            "high mean s",
+            "high p99 s",
+            "standard mean s",
+            "standard p99 s",
+            "all p99 s",
+        ]
+    ]
+    for name in names:
+        for ttl in ttls:
+            s = summaries.get((scenario, ttl, name))
+            if s is None:
+                continue
+            table.append(
+                [
+                    name,
+                    f"{ttl:g}",
+                    _number(s.high_mean_wait),
+                    _number(s.high_p99_wait),
+                    _number(s.standard_mean_wait),
+                    _number(s.standard_p99_wait),
+                    _number(s.p99_wait),
+                ]
+            )
+    return table
+
+
+def priority_targets(summaries: Mapping[Key, Summary]) -> tuple[Table, list[Verdict]]:
+    """The default's high-priority and standard p99 against the oracle's p99 for all traffic."""
+    table = [
+        [
+            "scenario",
+            "TTL s",
+            "oracle p99 (all)",
+            f"{OUR} high p99 (x)",
+            "target",
+            f"{OUR} standard p99 (x)",
+            "target",
+        ]
+    ]
+    verdicts = []
+    for sc in (s for s in SCENARIOS.values() if "priority" in s.tags):
+        for ttl in sorted({k[1] for k in summaries if k[0] == sc.name}):
+            ours, oracle = summaries.get((sc.name, ttl, OUR)), summaries.get((sc.name, ttl, ORACLE))
+            if ours is None or oracle is None:
+                continue
+            high = ours.high_p99_wait / oracle.p99_wait
+            standard = ours.standard_p99_wait / oracle.p99_wait
+            table.append(
+                [
+                    sc.name,
+                    f"{ttl:g}",
+                    _number(oracle.p99_wait),
+                    f"{ours.high_p99_wait:.2f} ({high:.2f})",
+                    f"<= {HIGH_VS_ORACLE:g}",
+                    f"{ours.standard_p99_wait:.2f} ({standard:.2f})",
+                    f"<= {STANDARD_VS_ORACLE:g}",
+                ]
+            )
+            verdicts.append(
+                _verdict(
+                    f"high-priority p99 <= oracle's p99 (all traffic), {sc.name}, TTL {ttl:g} s",
+                    high,
+                    HIGH_VS_ORACLE,
+                )
+            )
+            verdicts.append(
+                _verdict(
+                    f"standard p99 <= {STANDARD_VS_ORACLE:g} x oracle's p99 (all traffic), "
+                    f"{sc.name}, TTL {ttl:g} s",
+                    standard,
+                    STANDARD_VS_ORACLE,
+                )
+            )
+    return table, verdicts
+
+
+def placement_table(
+    summaries: Mapping[Key, Summary], scenario: str, ttls: Sequence[float], names: Sequence[str]
+) -> Table:
+    """Per strategy and TTL: waits, dead letters, and requests outside their permitted regions."""
+    table = [
+        [
+            "strategy",
+            "TTL s",
+            "mean wait s",
+            "p99 wait s",
+            "high p99 s",
+            "dead-lettered",
+            "outside permitted",
+            "rescued",
+            "stranded",
+        ]
+    ]
+    for name in names:
+        for ttl in ttls:
+            s = summaries.get((scenario, ttl, name))
+            if s is None:
+                continue
+            table.append(
+                [
+                    name + ("" if s.conserved else " (!)"),
+                    f"{ttl:g}",
+                    _number(s.mean_wait),
+                    _number(s.p99_wait),
+                    _number(s.high_p99_wait),
+                    _count(s.dead_lettered),
+                    str(s.outside),
+                    _count(s.rescued),
+                    _count(s.stranded),
+                ]
+            )
+    return table
+
+
+def placement_verdicts(summaries: Mapping[Key, Summary]) -> list[Verdict]:
+    """No request sent to or run in a region outside its permitted ones, by any strategy."""
+    verdicts = []
+    for sc in (s for s in SCENARIOS.values() if "placement" in s.tags):
+        runs = [s for k, s in summaries.items() if k[0] == sc.name]
+        if runs:
+            outside = sum(s.outside for s in runs)
+            verdicts.append(
+                Verdict(
+                    f"no request outside its permitted regions, {sc.name}, every strategy",
+                    outside == 0,
+                    f"{outside} outside",
+                )
+            )
+    return verdicts

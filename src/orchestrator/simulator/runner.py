@@ -81,7 +81,15 @@ class Summary:
     shares: dict[str, float]
     lost_rate_before: float
     conserved: bool
-    """Every request created was completed or is still somewhere, in every seed."""
+    """Every request created was completed, dead-lettered or is still somewhere, in every
+    seed."""
+    high_mean_wait: float = math.nan
+    high_p99_wait: float = math.nan
+    standard_mean_wait: float = math.nan
+    standard_p99_wait: float = math.nan
+    dead_lettered: float = 0.0
+    outside: int = 0
+    """Requests sent to or run in a region outside their permitted ones, over every seed."""
 
 
 def summarise(results: Iterable[RunResult]) -> dict[tuple[str, float, str], Summary]:
@@ -103,7 +111,13 @@ def summarise(results: Iterable[RunResult]) -> dict[tuple[str, float, str], Summ
             rescued=_mean(r.rescued for r in runs),
             shares={region: _mean(r.shares[region] for r in runs) for region in regions},
             lost_rate_before=_mean(r.lost_rate_before for r in runs),
-            conserved=all(r.created == r.completed + r.in_system for r in runs),
+            conserved=all(r.created == r.completed + r.in_system + r.dead_lettered for r in runs),
+            high_mean_wait=_mean(r.high_mean_wait for r in runs),
+            high_p99_wait=_mean(r.high_p99_wait for r in runs),
+            standard_mean_wait=_mean(r.standard_mean_wait for r in runs),
+            standard_p99_wait=_mean(r.standard_p99_wait for r in runs),
+            dead_lettered=_mean(r.dead_lettered for r in runs),
+            outside=sum(r.sent_outside + r.ran_outside for r in runs),
         )
     return summaries
 

@@ -64,6 +64,15 @@ class Burst:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestClass:
+    """A share of the requests: the model they name and the regions they allow (None: any)."""
+
+    share: float
+    model: str = "default"
+    allowed_regions: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     title: str
@@ -93,6 +102,13 @@ class Scenario:
     batch_size: int = 10
     batching_window: float = 1.0
     containers: int = 20
+    high_share: float = 0.0
+    """Share of requests that are high priority; above 0, every region has a high-priority
+    queue beside its standard one."""
+    model_regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Model placement (`MODEL_REGIONS`): which regions serve which model (empty: all)."""
+    mix: tuple[RequestClass, ...] = ()
+    """The requests' models and residency (empty: one model, no restriction)."""
     tags: tuple[str, ...] = field(default=())
 
     @property
@@ -129,6 +145,20 @@ class Scenario:
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
 HETERO = {EAST: 12, WEST: 6, EU: 2}
 EQUAL = {EAST: 8, WEST: 8, EU: 8}
+HIGH_SHARE = 0.10
+"""High-priority share of the priority scenarios (the issue's 10%)."""
+BIG = "llama-3-70b"
+PLACEMENT_MIX = (
+    RequestClass(0.60),
+    RequestClass(0.25, BIG),
+    RequestClass(0.05, allowed_regions=(EU,)),
+    RequestClass(0.05, allowed_regions=(WEST, EU)),
+    RequestClass(0.03, BIG, allowed_regions=(WEST, EU)),
+    RequestClass(0.02, BIG, allowed_regions=(EU,)),
+)
+"""60% unrestricted; 25% a model only us-east-1 and us-west-2 serve; 5% EU-only data; 5% kept
+out of us-east-1; 3% the big model kept out of us-east-1 (us-west-2 alone may run them); 2% the
+big model EU-only, which no region may run (dead-lettered)."""
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -178,6 +208,37 @@ SCENARIOS: dict[str, Scenario] = {
             EQUAL,
             0.70,
             spot=SpotChurn(mean_gap=1200.0, wave=3),
+        ),
+        Scenario(
+            "priority",
+            "12/6/2 at 85% load, 10% high priority",
+            HETERO,
+            0.85,
+            high_share=HIGH_SHARE,
+            horizon=1800.0,
+            tags=("priority",),
+        ),
+        Scenario(
+            "priority-equal",
+            "8/8/8 at 85% load, 10% high priority",
+            EQUAL,
+            0.85,
+            high_share=HIGH_SHARE,
+            horizon=1800.0,
+            tags=("priority",),
+        ),
+        Scenario(
+            "placement",
+            f"12/6/2 at 60%; {BIG} only in us-east-1 and us-west-2, 15% with allowed_regions, "
+            "10% high; us-west-2 loses every consumer from 900 s to 1500 s, cleanly",
+            HETERO,
+            0.60,
+            high_share=HIGH_SHARE,
+            model_regions={BIG: (EAST, WEST), "*": (EAST, WEST, EU)},
+            mix=PLACEMENT_MIX,
+            disruptions=(Disruption(WEST, 900.0, 6, Loss.CLEAN, until=1500.0),),
+            horizon=1800.0,
+            tags=("placement",),
         ),
     )
 }
