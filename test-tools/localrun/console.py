@@ -328,9 +328,9 @@ def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
     parser.add_argument(
         "--rescue-every",
         type=float,
-        default=ConsoleOptions.rescue_every,
         metavar="SECONDS",
-        help="run the rescue function this often (0: never; deployed: every minute)",
+        help=f"run the rescue function this often (default {ConsoleOptions.rescue_every:g}, "
+        "0 with --no-workers; 0: never; deployed: every minute)",
     )
     parser.add_argument(
         "--rescue-stall",
@@ -365,7 +365,12 @@ def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
         workers=None if args.no_workers else (args.workers or None),
         pollers=args.pollers,
         cache_ttl=args.cache_ttl,
-        rescue_every=args.rescue_every,
+        # Without workers every backlog looks stranded: the rescue would only shuffle it.
+        rescue_every=(
+            args.rescue_every
+            if args.rescue_every is not None
+            else (0.0 if args.no_workers else ConsoleOptions.rescue_every)
+        ),
         rescue_stall=args.rescue_stall,
         plain=args.plain,
     )

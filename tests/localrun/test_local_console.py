@@ -148,6 +148,9 @@ def test_workers_run_by_default_as_the_demo_runs_them() -> None:
     assert parse_args([]).workers == {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
     assert parse_args(["--workers", "us-west-2=3"]).workers == {"us-west-2": 3}
     assert parse_args(["--no-workers"]).workers is None
+    assert parse_args([]).rescue_every == 5
+    assert parse_args(["--no-workers"]).rescue_every == 0  # it would only shuffle backlogs
+    assert parse_args(["--no-workers", "--rescue-every", "2"]).rescue_every == 2
     options = parse_args(["--rescue-every", "0", "--rescue-stall", "4"])
     assert (options.rescue_every, options.rescue_stall) == (0, 4)
     with pytest.raises(SystemExit):
