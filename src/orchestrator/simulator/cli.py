@@ -278,8 +278,10 @@ def _markdown(
         f"arrivals for {first.horizon:g} s, measured after {first.warmup:g} s, then "
         f"{first.drain:g} s to drain"
         + (f"; bursts of {args.burst:g}x the rate, one minute in ten" if args.burst else "")
-        + ". Waits are seconds in the region queue; a request still unserved at the end counts "
-        "with the wait it has so far.",
+        + ". Waits are seconds in the region queue (for a request pushed back to the master "
+        "queue, from the first attempt to route it); a request still unserved at the end counts "
+        "with the wait it has so far. With priorities, high and standard waits are also shown "
+        "apart; the priority targets compare both with the oracle's p99 for all traffic.",
         "",
         "### Targets",
         "",

@@ -294,6 +294,11 @@ class Simulation:
         counts: dict[tuple[str, bool], int] = {}
         for request, region in zip(batch, regions, strict=True):
             if region is None:
+                # Pushed back to the master queue: its wait counts from this first attempt,
+                # as it would had it waited in a region queue (the oracle pushes back work
+                # whose only permitted regions have no consumer).
+                if math.isnan(request.entered):
+                    request.entered = self.now
                 self._push(self.now + PUSHBACK_DELAY, RETRY, request)
                 continue
             queue = self.queues[region]
