@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from localrun.demo import DemoOptions, run_demo
+from localrun.demo_options import DemoOptions
+from localrun.demo_run import run_demo
 from localrun.rescue_timer import RescueTimer
 from localrun.stack import RunningStack, running_stack
 from localrun.summary import ran_elsewhere, rescued
