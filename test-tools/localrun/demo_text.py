@@ -95,7 +95,7 @@ def _rescue_line(result: DemoResult) -> str:
         where = [f"{t} {n}" for t, n in sorted(targets.items())]
         claimed = taken[region] - sum(targets.values())
         if claimed:
-            where.append(f"{claimed} claimed by a worker there before the record update")
+            where.append(f"{claimed} superseded: a worker had claimed their record")
         parts.append(
             f"{region} stranded ({reason}) at {at:.1f} s, {taken[region]} messages moved"
             + (f" ({', '.join(where)})" if where else "")

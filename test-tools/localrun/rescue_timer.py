@@ -50,9 +50,10 @@ class RescueRun:
         return moved
 
     def rescued(self) -> Counter[str]:
-        """Messages taken out of each stranded region: moved, plus those whose copy a worker
-        claimed before the record could be updated (``superseded``) and those without a
-        record (``unrecorded``)."""
+        """Messages taken out of each stranded region: moved, plus those whose record a worker
+        had claimed, so the rescue could not change its region (``superseded``: a copy's
+        worker was faster than the record update, or a worker handed the message back on
+        SIGTERM after claiming it), and those without a record (``unrecorded``)."""
         taken: Counter[str] = Counter()
         for source, outcome in (self.report.get("regions") or {}).items():
             taken[source] += sum(int(n) for n in (outcome.get("moved") or {}).values())

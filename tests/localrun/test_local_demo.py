@@ -416,7 +416,7 @@ def test_the_summary_shows_what_the_rescue_moved() -> None:
     summary = format_summary(result, None)
     assert (
         "Rescue: 2 runs, every 2 s; us-east-1 stranded (no-consumers) at 3.5 s, 10 messages moved "
-        "(us-west-1 2, us-west-2 5, 3 claimed by a worker there before the record update)"
+        "(us-west-1 2, us-west-2 5, 3 superseded: a worker had claimed their record)"
     ) in summary
     assert re.search(r"^  us-east-1 .*\(workers stopped at 1.5 s\)$", summary, re.MULTILINE)
 
