@@ -49,3 +49,42 @@ class AtomicMotoServer(ThreadedMotoServer):
     def endpoint_url(self) -> str:
         host, port = self.get_host_and_port()
         return f"http://{host}:{port}"
+
+
+class MotoServerProcess:
+    """`AtomicMotoServer` in a process of its own, so the client's threads (a benchmark's
+    feeder, its log parsing) never compete with moto for one interpreter lock."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        tests = str(Path(__file__).resolve().parents[1])
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SERVE],
+            env={**__import__("os").environ, "PYTHONPATH": tests},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.endpoint_url = self.process.stdout.readline().strip()
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+_SERVE = """
+import logging, sys, time
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+from worker.moto_server import AtomicMotoServer
+server = AtomicMotoServer()
+server.start()
+print(server.endpoint_url, flush=True)
+while True:
+    time.sleep(3600)
+"""
