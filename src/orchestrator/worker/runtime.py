@@ -90,6 +90,8 @@ RELEASE_GRACE_SECONDS = 2.0
 UNCLAIMED_RETRY_SECONDS = 5
 """A message whose claim could not be written (table unreachable) comes back after this."""
 IO_THREADS = 16
+MAX_PENDING_SETTLES = 2
+"""Batches (and stray outcomes) waiting to be settled before the next predict waits."""
 # A worker has no other region to fall back on: more retries than the distributor's clients.
 # SQS's read time-out must outlast a 20-second long poll.
 _RETRIES: Any = {"mode": "standard", "max_attempts": 4}
@@ -448,6 +450,7 @@ class Worker:
                 self._runner_busy = True
             self._slot.release()
             try:
+                self._wait_for_settling()
                 runnable = self._ensure_leases(items)
                 if runnable:
                     self._settle(self._predict(runnable))
@@ -456,6 +459,13 @@ class Worker:
                     self._runner_busy = False
                     self._lock.notify_all()
             self._wait_while_stuck()
+
+    def _wait_for_settling(self) -> None:
+        """Back-pressure: when settling falls behind (a slow table, S3, the DLQ), the model
+        waits rather than pile up finished batches that are still held."""
+        with self._lock:
+            while self._pending_settles > MAX_PENDING_SETTLES and not self._closed.is_set():
+                self._lock.wait(0.2)
 
     def _ensure_leases(self, items: list[Item]) -> list[Item]:
         """Renew the leases that would end before the predict could time out (a batch that
@@ -834,7 +844,9 @@ class Worker:
             self.presence.withdraw()
         if self.http is not None:
             self.http.stop()
-        for pool in (self._io, self._settle_thread, self._notify_pool):
+        # The I/O pool stays usable: a receiver finishing its claims as the process stops
+        # still hands them back. Its idle threads end with the interpreter.
+        for pool in (self._settle_thread, self._notify_pool):
             pool.shutdown(wait=False, cancel_futures=True)
         self._model_thread.shutdown()
 
