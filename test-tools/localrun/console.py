@@ -270,7 +270,8 @@ def parse_args(argv: Sequence[str] | None) -> ConsoleOptions:
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
-    """First SIGINT/SIGTERM: stop cleanly. Second: exit at once."""
+    """First SIGINT/SIGTERM/SIGHUP (the terminal closed): stop cleanly, draining the workers
+    and removing the stack file. Second: exit at once."""
 
     def handle(signum: int, frame: Any) -> None:
         if stop.is_set():
@@ -279,6 +280,8 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, handle)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

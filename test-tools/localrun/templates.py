@@ -153,7 +153,9 @@ def load_stack_spec(
     resolver = Resolver(primary, pseudo_parameters(primary_region, stack_name), parameters)
     region_queues = {primary_region: _queue(resolver, REGION_QUEUE, stack_name)}
     region_dlqs = {primary_region: _queue(resolver, REGION_DEAD_LETTER_QUEUE, stack_name)}
-    buckets = {primary_region: _bucket(resolver, RESULTS_BUCKET, stack_name)}
+    buckets: dict[str, BucketSpec] = {}
+    if RESULTS_BUCKET in resolver.resources:
+        buckets[primary_region] = _bucket(resolver, RESULTS_BUCKET, stack_name)
     remote = [region for region in regions if region != primary_region]
     if remote:
         template = read_template(folder / REGION_TEMPLATE)
@@ -162,7 +164,8 @@ def load_stack_spec(
             other = Resolver(template, pseudo_parameters(region, name), parameters)
             region_queues[region] = _queue(other, REGION_QUEUE, name)
             region_dlqs[region] = _queue(other, REGION_DEAD_LETTER_QUEUE, name)
-            buckets[region] = _bucket(other, RESULTS_BUCKET, name)
+            if RESULTS_BUCKET in other.resources:
+                buckets[region] = _bucket(other, RESULTS_BUCKET, name)
     return StackSpec(
         primary_region=primary_region,
         master_queue=_queue(resolver, MASTER_QUEUE, stack_name),
@@ -171,7 +174,11 @@ def load_stack_spec(
         function=_function(resolver, primary, DISTRIBUTOR_FUNCTION, stack_name),
         region_queues=region_queues,
         region_dead_letter_queues=region_dlqs,
-        workers_table=_table(resolver, WORKERS_TABLE, stack_name),
+        workers_table=(
+            _table(resolver, WORKERS_TABLE, stack_name)
+            if WORKERS_TABLE in resolver.resources
+            else None
+        ),
         results_buckets=buckets,
         rescue=_scheduled_function(resolver, primary, RESCUE_FUNCTION, stack_name),
     )
