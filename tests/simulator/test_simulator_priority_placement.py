@@ -9,9 +9,8 @@ from collections import deque
 
 import pytest
 
+from orchestrator.core import plan
 from orchestrator.core.routing import DEFAULT_STRATEGY, RegionLoad, Router
-from orchestrator.distributor import plan as distributor_plan
-from orchestrator.simulator import plan
 from orchestrator.simulator.contenders import CONTENDERS
 from orchestrator.simulator.model import Simulation
 from orchestrator.simulator.queues import (
@@ -119,7 +118,9 @@ EVERY = frozenset(load.region for load in LOADS)
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_the_models_plan_is_the_distributors(seed):
+def test_the_plan_keeps_every_request_within_its_permitted_regions(seed):
+    """The simulator and the distributor share `core.plan` (one copy): each choice is a
+    permitted region, and a fresh router with the same seed chooses the same regions."""
     mix = random.Random(seed)
     kinds = [
         (EVERY, False),
@@ -134,10 +135,10 @@ def test_the_models_plan_is_the_distributors(seed):
         [plan.Need(*pick) for pick in picks],
         random.Random(seed + 100),
     )
-    theirs = distributor_plan.choose_regions(
+    theirs = plan.choose_regions(
         Router(DEFAULT_STRATEGY, 5000, random.Random(seed)),
         LOADS,
-        [distributor_plan.Need(*pick) for pick in picks],
+        [plan.Need(*pick) for pick in picks],
         random.Random(seed + 100),
     )
     assert ours == theirs

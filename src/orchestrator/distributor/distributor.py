@@ -6,7 +6,7 @@ Order of work for a batch (each step's AWS calls run concurrently):
    placement, data residency), are dead-lettered (in the background from here on);
 2. copies of one request id inside the batch are reduced to the first, the leader;
 3. a region is chosen for each leader from the cached depths, among its permitted regions
-   (`orchestrator.distributor.plan`); high-priority requests go to the high-priority queue of
+   (`orchestrator.core.plan`); high-priority requests go to the high-priority queue of
    the region where they would wait least, when the regions have such queues;
 4. each leader is claimed in the ledger (one conditional PutItem, the region included);
 5. claimed requests are forwarded, all regions at once; entries that fail are retried once in
@@ -36,6 +36,7 @@ from orchestrator.core.dead_letter import DeadLetter, DeadLetterQueue
 from orchestrator.core.depth import DepthCache
 from orchestrator.core.health import RegionHealth
 from orchestrator.core.placement import Placement, no_permitted_region
+from orchestrator.core.plan import Need, choose_regions
 from orchestrator.core.request import (
     ErrorCode,
     InvalidRequestError,
@@ -49,7 +50,6 @@ from orchestrator.core.timefmt import iso_utc
 from orchestrator.distributor.forwarder import Destination, Forwarder
 from orchestrator.distributor.ledger import Claim, ClaimStatus, Ledger, LedgerError
 from orchestrator.distributor.outcome import BatchReport, Disposition, FailureReason, Outcome
-from orchestrator.distributor.plan import Need, choose_regions
 
 logger = logging.getLogger(__name__)
 

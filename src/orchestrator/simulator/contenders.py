@@ -7,7 +7,7 @@ that look at nothing; the oracle reads the true state at every choice.
 
 Every chooser routes a batch as a list of `Need`s: the regions each request may run in and
 whether it is high priority. The project's strategies follow the distributor's plan
-(`orchestrator.simulator.plan`); the baselines only keep to the permitted regions (they treat
+(`orchestrator.core.plan`); the baselines only keep to the permitted regions (they treat
 high priority as standard); the oracle sends high-priority work to the shortest high-priority
 wait on the true state.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from orchestrator.core.depth import DepthCache
+from orchestrator.core.plan import Need, choose_regions
 from orchestrator.core.routing import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -30,7 +31,6 @@ from orchestrator.core.routing import (
     Weights,
     smooth_capacity_weights,
 )
-from orchestrator.simulator.plan import Need, choose_regions
 from orchestrator.simulator.queues import HIGH_SUFFIX, InlineExecutor, RegionQueue, SimSqs
 
 MAX_DEPTH = 5000

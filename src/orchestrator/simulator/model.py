@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.core.placement import Placement
+from orchestrator.core.plan import Need
 from orchestrator.core.routing import DEFAULT_STRATEGY, RegionLoad, assign_shortest_wait
 from orchestrator.core.stats import percentile
 from orchestrator.core.stranding import (
@@ -42,7 +43,6 @@ from orchestrator.core.stranding import (
     track_stall,
 )
 from orchestrator.simulator.contenders import MAX_DEPTH, Chooser, Contender, chooser_factory
-from orchestrator.simulator.plan import Need
 from orchestrator.simulator.queues import Consumer, RegionQueue, Request, next_request
 from orchestrator.simulator.rescue import MAX_MESSAGES, RESCUE_INTERVAL, CoreRule, RescueRule
 from orchestrator.simulator.scenarios import Loss, Scenario
