@@ -196,3 +196,27 @@ def test_bad_placement_or_high_priority_configuration_names_the_variable(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_rescue(world.aws.environ(**{variable: value}), world.aws.session)
+
+
+def test_a_pinned_message_waits_without_using_up_the_redrive_limit(world: World) -> None:
+    """Handing a pinned message back would cost a receive per run, and after
+    RegionQueueMaxReceiveCount runs SQS would dead-letter a request that was never tried.
+    Re-enqueued in its own queue instead, it is a fresh message after every run."""
+    world.give_worker(HEALTHY_A)
+    pinned = world.seed(STALLED, 2, allowed_regions=[STALLED])
+    app = world.app()
+    for _ in range(4):
+        assert app.handle()["regions"][STALLED]["pinned"] == 2
+
+    received = world.sqs(STALLED).receive_message(
+        QueueUrl=world.aws.queue_urls[STALLED],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+    )["Messages"]
+    assert sorted(m["MessageAttributes"]["request_id"]["StringValue"] for m in received) == sorted(
+        pinned
+    )
+    assert {m["Attributes"]["ApproximateReceiveCount"] for m in received} == {"1"}
+    for request_id in pinned:
+        assert world.record(request_id).region == STALLED

@@ -9,7 +9,9 @@ why nothing is lost or run twice):
    (only once a target exists: every receive counts towards the queue's redrive limit);
 2. **choose** a region for each among the regions it may run in (its model's placement,
    `MODEL_REGIONS`, and its body's ``allowed_regions``): `TargetPicker`, healthy regions only.
-   A message no other permitted region can take stays where it is (handed back, *pinned*);
+   A message no other permitted region can take stays in its region (*pinned*): at the end
+   of the run it is sent again to its own queue and the original deleted, so waiting for its
+   region to come back does not use up the queue's redrive limit (each receive counts);
 3. **send** the copies: same body, routing attributes with ``attempt`` + 1 and a new
    ``forwarded_at``, the client's attributes carried (`orchestrator.core.attributes`);
 4. **update** each request record's region, on condition that it is still FORWARDED;
@@ -141,7 +143,9 @@ class Mover:
         lane = Lane.from_key(key)
         outcome = RegionOutcome(key, reason)
         unmoved: list[MessageTypeDef] = []
-        outcome.stopped = self._batches(lane, picker, budget, time_left, outcome, unmoved)
+        requeue: list[MessageTypeDef] = []
+        outcome.stopped = self._batches(lane, picker, budget, time_left, outcome, unmoved, requeue)
+        unmoved.extend(self._requeue(lane, requeue))
         # Handed back only now: a message is received at most once per run, because every
         # receive counts towards the queue's redrive limit (maxReceiveCount).
         outcome.handed_back += len(unmoved)
@@ -157,6 +161,7 @@ class Mover:
         time_left: Callable[[], float],
         outcome: RegionOutcome,
         unmoved: list[MessageTypeDef],
+        requeue: list[MessageTypeDef],
     ) -> StopReason:
         while True:
             if time_left() < TIME_MARGIN_SECONDS:
@@ -175,7 +180,7 @@ class Mover:
             budget.give_back(wanted - len(messages))
             if not messages:
                 return StopReason.EMPTY
-            if not self._move_batch(lane, messages, picker, outcome, unmoved):
+            if not self._move_batch(lane, messages, picker, outcome, unmoved, requeue):
                 return StopReason.RECORDS_FAILED
 
     def _receive(self, lane: Lane, count: int) -> list[MessageTypeDef]:
@@ -196,6 +201,7 @@ class Mover:
         picker: TargetPicker,
         outcome: RegionOutcome,
         unmoved: list[MessageTypeDef],
+        requeue: list[MessageTypeDef],
     ) -> bool:
         """One batch, steps 2-5; messages not sent go to `unmoved`. False when the request
         table failed (stop this region)."""
@@ -205,6 +211,10 @@ class Mover:
         for message, target, permitted in self._targets(lane, messages, picker):
             if target is not None:
                 copies.append(_copy(message, lane.to(target), forwarded_at))
+                continue
+            if lane.region in permitted and permitted < self._regions:
+                outcome.pinned += 1
+                requeue.append(message)
                 continue
             hand_back.append(message)
             if permitted < self._regions:
@@ -309,6 +319,30 @@ class Mover:
             logger.warning("delete from %s failed: %s", lane.key, one_line(exc))
             return len(messages)
         return len(response.get("Failed", []))
+
+    def _requeue(self, lane: Lane, messages: Sequence[MessageTypeDef]) -> list[MessageTypeDef]:
+        """Send pinned messages again to their own queue and delete the originals; returns
+        those that could not be re-sent (handed back instead).
+
+        A pinned message can only wait for its region to come back. Handing it back would
+        cost one receive per run against the queue's redrive limit (maxReceiveCount), so after
+        that many runs SQS would dead-letter a request that was never tried; a fresh copy
+        starts at receive count 0. Done after the region's loop, so no run receives it twice.
+        Its record is unchanged (same region); if the delete fails, the worker's claim lets
+        only one of the two copies run.
+        """
+        if not messages:
+            return []
+        forwarded_at = iso_utc(self._clock())
+        copies = {str(i): _copy(m, lane, forwarded_at) for i, m in enumerate(messages)}
+        failed: set[str] = set()
+        outgoing = [replace(copy.outgoing, key=key) for key, copy in copies.items()]
+        for chunk in chunks(outgoing):
+            failed.update(
+                f.key for f in send_chunk(self._sqs[lane.region], self._urls[lane], chunk)
+            )
+        self._delete(lane, [c.original for key, c in copies.items() if key not in failed])
+        return [c.original for key, c in copies.items() if key in failed]
 
     def _hand_back(self, lane: Lane, messages: Sequence[MessageTypeDef]) -> None:
         """Make unmoved messages visible again now rather than after the timeout."""
