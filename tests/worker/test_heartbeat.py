@@ -3,10 +3,16 @@ one ChangeMessageVisibilityBatch per 10, never past a request's invocation deadl
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+from orchestrator.worker.batch import Item
 from orchestrator.worker.heartbeat import Heartbeat
+from orchestrator.worker.metrics import WorkerMetrics
+from orchestrator.worker.outcome import Action, Outcome
 from orchestrator.worker.queue import Held, HeldMessages, QueueFailure, WorkQueue
+from orchestrator.worker.settle import Settler
 from worker.conftest import RecordingModel, make_request, wait_until
 
 
@@ -106,3 +112,63 @@ def test_a_batch_longer_than_the_visibility_timeout_stays_invisible(stack, start
         time.sleep(0.2)
     wait_until(lambda: stack.record(request["request_id"]).status.is_final, 10)
     assert model.executions() == {request["request_id"]: 1}
+
+
+class GatedQueue:
+    """Records each visibility change when it *lands*; the heartbeat's (visibility 30) is held
+    in flight until `gate` opens, as a slow SQS call would be."""
+
+    def __init__(self) -> None:
+        self.landed: list[tuple[str, int]] = []
+        self.in_flight = threading.Event()
+        self.gate = threading.Event()
+
+    def change_visibility(self, entries):
+        entries = list(entries)
+        if any(seconds == 30 for _, seconds in entries):
+            self.in_flight.set()
+            self.gate.wait(5)
+        self.landed += entries
+        return []
+
+    def delete(self, handles):
+        return []
+
+
+def test_a_heartbeat_in_flight_never_overrides_a_retrys_backoff():
+    """The heartbeat picked the message as due; the settler then sets a 2 s backoff. The
+    heartbeat's 30 s must land first, the backoff last (it used to be the other way)."""
+    now = [0.0]
+    queue, held = GatedQueue(), HeldMessages()
+    message = held_at("m", 0.0)
+    held.add([message])
+    now[0] = 10.0
+    beat = Heartbeat(queue, held, visibility_timeout=30, clock=lambda: now[0])  # type: ignore[arg-type]
+    beating = threading.Thread(target=beat.beat)
+    beating.start()
+    assert queue.in_flight.wait(5)
+    settler = Settler(
+        ledger=None,  # type: ignore[arg-type]
+        queue=queue,  # type: ignore[arg-type]
+        held=held,
+        results=None,  # type: ignore[arg-type]
+        notifier=None,  # type: ignore[arg-type]
+        dead_letters=None,
+        io=ThreadPoolExecutor(2),
+        notify_pool=ThreadPoolExecutor(1),
+        metrics=WorkerMetrics(),
+        lease_seconds=30,
+        forget_lease=lambda _held: None,
+        closed=threading.Event(),
+    )
+    item = Item(message, body="{}")
+    settling = threading.Thread(
+        target=settler.settle, args=([Outcome(item, Action.RETRY, delay=2)],)
+    )
+    settling.start()
+    time.sleep(0.3)  # the settler reaches its visibility change while the beat is in flight
+    queue.gate.set()
+    beating.join(5)
+    settling.join(5)
+    assert queue.landed == [("m", 30), ("m", 2)]
+    assert message not in held

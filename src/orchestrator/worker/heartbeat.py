@@ -45,9 +45,12 @@ class Heartbeat:
         due = self._held.due(now, refresh_after=self.interval)
         if not due:
             return 0
-        failures = self._queue.change_visibility(
-            [(held.receipt_handle, self.visibility_timeout) for held in due]
-        )
+        try:
+            failures = self._queue.change_visibility(
+                [(held.receipt_handle, self.visibility_timeout) for held in due]
+            )
+        finally:  # a settler releasing one of these waits for this call to have landed
+            self._held.extended(due)
         failed = {failure.receipt_handle for failure in failures}
         for held in due:
             if held.receipt_handle not in failed:

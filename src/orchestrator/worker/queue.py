@@ -4,6 +4,11 @@ Every message the worker has received and not yet settled is in `HeldMessages`, 
 is doing (waiting for the model, running, being settled). That registry is what the heartbeat
 extends and what a shutdown hands back, so nothing received can be forgotten invisible.
 
+Whoever settles or hands back a message **releases** it first (`HeldMessages.release`) and
+only then changes its visibility or deletes it: the release waits for a heartbeat that is
+already extending it, so a heartbeat's ``ChangeMessageVisibility(visibility timeout)`` can
+never land after a retry's backoff or a hand-back's 0 and override it.
+
 Visibility changes and deletes go in batches of 10 (``ChangeMessageVisibilityBatch``,
 ``DeleteMessageBatch``), with entry ids that are positions, never request ids.
 """
@@ -51,7 +56,9 @@ class HeldMessages:
     """Thread-safe set of the messages the worker holds (module docstring)."""
 
     _items: dict[str, Held] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+    _extending: set[str] = field(default_factory=set)
+    """Receipt handles a heartbeat is extending right now (between `due` and `extended`)."""
 
     def add(self, messages: Iterable[Held]) -> None:
         with self._lock:
@@ -59,9 +66,21 @@ class HeldMessages:
                 self._items[held.receipt_handle] = held
 
     def discard(self, messages: Iterable[Held]) -> None:
+        """Forget the messages without waiting (they are gone from the queue already)."""
         with self._lock:
             for held in messages:
                 self._items.pop(held.receipt_handle, None)
+
+    def release(self, messages: Iterable[Held]) -> None:
+        """Stop holding the messages before their visibility is changed or they are deleted:
+        no heartbeat picks them from now on, and one already extending them has finished
+        when this returns (module docstring)."""
+        handles = {held.receipt_handle for held in messages}
+        with self._lock:
+            for handle in handles:
+                self._items.pop(handle, None)
+            while self._extending & handles:
+                self._lock.wait()
 
     def all(self) -> list[Held]:
         with self._lock:
@@ -77,14 +96,24 @@ class HeldMessages:
 
     def due(self, now: float, refresh_after: float) -> list[Held]:
         """Messages whose visibility was last started `refresh_after` seconds ago or more
-        and whose request has not passed its invocation deadline."""
+        and whose request has not passed its invocation deadline. The caller (the heartbeat)
+        must call `extended` with them when its visibility change has returned: until then a
+        `release` of any of them waits."""
         with self._lock:
-            return [
+            due = [
                 held
                 for held in self._items.values()
                 if now - held.extended_at >= refresh_after
                 and (held.stop_extending_at is None or now < held.stop_extending_at)
             ]
+            self._extending.update(held.receipt_handle for held in due)
+            return due
+
+    def extended(self, messages: Iterable[Held]) -> None:
+        """The heartbeat's visibility change for these (from `due`) has returned."""
+        with self._lock:
+            self._extending.difference_update(held.receipt_handle for held in messages)
+            self._lock.notify_all()
 
 
 @dataclass(frozen=True, slots=True)

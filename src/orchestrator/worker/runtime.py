@@ -816,10 +816,10 @@ class Worker:
     def _hand_back(self, batch: Sequence[Held], why: str) -> None:
         if not batch:
             return
+        self.held.release(batch)  # first: no heartbeat may re-hide them after the 0
         failures = self.queue.change_visibility([(h.receipt_handle, 0) for h in batch])
         for failed in failures:
             logger.warning("hand-back failed (visible again after the timeout): %s", failed.reason)
-        self.held.discard(batch)
         for held in batch:
             self._forget_lease(held)
         self.metrics.requests.labels("handed_back").inc(len(batch))

@@ -263,6 +263,10 @@ class Settler:
                 changes += [(held, outcome.delay) for held in copies]
             else:  # FORGET: our copy belongs to the new owner; other copies come back soon
                 changes += [(f.held, UNRECORDED_RETRY_SECONDS) for f in outcome.item.followers]
+        settled = deletes + [h for h, _ in changes] + [o.item.held for o in outcomes]
+        # Released before the queue calls: a heartbeat must not re-hide a retry for the
+        # whole visibility timeout after its backoff was set.
+        self._held.release(settled)
         for failure in self._queue.delete([h.receipt_handle for h in deletes]):
             logger.warning("delete failed (the copy comes back as a duplicate): %s", failure.reason)
             self._metrics.aws_errors.labels("sqs.delete_message_batch").inc()
@@ -271,8 +275,6 @@ class Settler:
         ):
             logger.warning("visibility change failed: %s", failure.reason)
             self._metrics.aws_errors.labels("sqs.change_message_visibility_batch").inc()
-        settled = deletes + [h for h, _ in changes] + [o.item.held for o in outcomes]
-        self._held.discard(settled)
         for held in settled:
             self._forget_lease(held)
 
