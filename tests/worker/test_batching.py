@@ -111,3 +111,18 @@ def test_nothing_is_received_once_stopping():
     queue = ScriptedQueue(clock, [3])
     assert gatherer(queue, clock, held, 10, 1.0).gather(lambda: True) == []
     assert queue.calls == []
+
+
+def test_a_stop_during_the_last_wait_receives_nothing_more():
+    """The wait before the last look is where a stop wakes the receiver: no receive follows."""
+    clock, held = FakeClock(), HeldMessages()
+    queue = ScriptedQueue(clock, [3, 0, 4])
+    stopped = [False]
+    gather = gatherer(queue, clock, held, 10, 0.5)
+
+    def sleep(seconds: float) -> None:
+        stopped[0] = True  # SIGTERM arrives while sleeping out the wait
+
+    gather._sleep = sleep
+    assert len(gather.gather(lambda: stopped[0])) == 3
+    assert len(queue.calls) == 2  # the first receive and the empty one; no last look

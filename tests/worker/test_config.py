@@ -20,6 +20,8 @@ def parse(argv: list[str], env: dict[str, str] | None = None):
 def test_every_option_can_come_from_its_environment_variable():
     env = {
         "WORKER_QUEUE_URL": QUEUE,
+        "WORKER_HIGH_PRIORITY_QUEUE_URL": QUEUE + "-high",
+        "WORKER_POLL_SECONDS": "5",
         "WORKER_REGION": "us-west-2",
         "WORKER_HANDLER": "my_model:Model",
         "WORKER_BATCH_SIZE": "8",
@@ -52,6 +54,7 @@ def test_every_option_can_come_from_its_environment_variable():
         5,
     )
     assert settings.dead_letter_queue_url == QUEUE + "-dlq"
+    assert (settings.high_priority_queue_url, settings.poll_seconds) == (QUEUE + "-high", 5)
     assert settings.http_port == 9100 and settings.allow_https_input
     assert (settings.table_name, settings.table_region) == ("ledger", "us-east-1")
     assert (settings.results_bucket, settings.results_prefix) == ("results", "out/")
@@ -76,6 +79,7 @@ def test_defaults_and_fallbacks():
     assert settings.results_prefix == "results/"
     assert settings.inline_result_max_bytes == 32 * 1024
     assert settings.request_ttl_seconds == 21_600
+    assert (settings.poll_seconds, settings.high_priority_queue_url) == (20, None)
 
 
 def test_the_table_region_falls_back_to_aws_region_not_the_queue_region():
@@ -91,6 +95,12 @@ def test_the_table_region_falls_back_to_aws_region_not_the_queue_region():
         (["--queue-url", QUEUE, "--handler", "nocolon"], {}, "--handler / WORKER_HANDLER"),
         (["--queue-url", QUEUE, "--handler", "m:f", "--batch-size", "0"], {}, "--batch-size"),
         (["--queue-url", QUEUE, "--handler", "m:f", "--max-wait", "soon"], {}, "--max-wait"),
+        (["--queue-url", QUEUE, "--handler", "m:f", "--poll-seconds", "0"], {}, "--poll-seconds"),
+        (
+            ["--queue-url", QUEUE, "--handler", "m:f"],
+            {"WORKER_POLL_SECONDS": "21"},
+            "WORKER_POLL_SECONDS",
+        ),
         (
             [],
             {"WORKER_QUEUE_URL": QUEUE, "WORKER_HANDLER": "m:f", "WORKER_VISIBILITY_TIMEOUT": "1"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -435,3 +436,33 @@ def test_a_defect_stops_the_worker_with_status_1_and_hands_everything_back(stack
         record = stack.record(rid)
         assert record.status is RequestStatus.RUNNING and record.attempt == 0  # refunded
         assert record.run_lease_expires_at <= time.time() + 3  # released (with the short grace)
+
+
+def test_a_message_caught_by_the_open_poll_after_sigterm_is_handed_back_at_once(stack):
+    """An idle worker stops while its long poll is open; a request arriving then is received by
+    that poll and made visible again at once, not hidden for the visibility timeout."""
+    clients = stack.clients()
+    poll_started = threading.Event()
+    received: list[int] = []
+    clients.sqs.meta.events.register(
+        "before-call.sqs.ReceiveMessage", lambda **_: poll_started.set()
+    )
+    clients.sqs.meta.events.register(
+        "after-call.sqs.ReceiveMessage",
+        lambda parsed, **_: received.append(len(parsed.get("Messages", []))),
+    )
+    worker = Worker(
+        stack.settings(poll_seconds=3, visibility_timeout=60), RecordingModel(), clients
+    )
+    assert worker.gatherer.poll_seconds == 3  # from the settings (--poll-seconds)
+    with RunningWorker(worker) as handle:
+        poll_started.clear()
+        assert poll_started.wait(5)  # a long poll of up to 3 s is open now
+        worker.request_stop()
+        document = make_request()
+        stack.forward([document])
+        assert handle.stop() == 0
+    assert sum(received) == 1  # the open poll got it ...
+    assert stack.depth() == (1, 0)  # ... and it is visible again, not hidden for 60 s
+    assert worker.metrics.requests.labels("handed_back")._value.get() == 1
+    assert stack.record(document["request_id"]).status is RequestStatus.FORWARDED

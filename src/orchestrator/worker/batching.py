@@ -74,8 +74,9 @@ class BatchGatherer:
                 elif last_returned:
                     got = self._receive(need, 0)
                 else:
-                    self._sleep(remaining)
-                    batch += self._receive(need, 0)
+                    self._sleep(remaining)  # a stop wakes it: then nothing more is received
+                    if not stopping():
+                        batch += self._receive(need, 0)
                     break
             except AWS_ERRORS as exc:
                 logger.warning("receive failed while filling a batch: %s", one_line(exc))

@@ -21,6 +21,7 @@ DEFAULT_INLINE_RESULT_MAX_BYTES = 32 * KIB
 # DynamoDB's item limit is 400 KB; the rest of the record needs a few KB.
 MAX_INLINE_RESULT_BYTES = 350_000
 MAX_VISIBILITY_TIMEOUT = 43_200  # SQS: 12 hours
+MAX_POLL_SECONDS = 20  # SQS's longest long poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,12 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("--queue-url", "WORKER_QUEUE_URL", "the region queue to consume", required=True),
     Option(
+        "--high-priority-queue-url",
+        "WORKER_HIGH_PRIORITY_QUEUE_URL",
+        "the region's high-priority queue, drained before --queue-url without starving it "
+        "(default: none, one lane)",
+    ),
+    Option(
         "--region",
         "WORKER_REGION",
         "the queue's region (its SQS, S3 and presence key)",
@@ -64,6 +71,13 @@ OPTIONS: tuple[Option, ...] = (
         "WORKER_MAX_WAIT",
         "seconds to fill a batch after its first message",
         "0.1",
+    ),
+    Option(
+        "--poll-seconds",
+        "WORKER_POLL_SECONDS",
+        "long-poll wait of an idle worker's receive, 1-20 s; also bounds how long a SIGTERM "
+        "waits for an open poll",
+        "20",
     ),
     Option(
         "--visibility-timeout",
@@ -131,8 +145,10 @@ class WorkerSettings:
     table_name: str
     table_region: str
     worker_id: str
+    high_priority_queue_url: str | None = None
     batch_size: int = 1
     max_wait: float = 0.1
+    poll_seconds: int = MAX_POLL_SECONDS
     visibility_timeout: int = 30
     invocation_timeout: float = 120.0
     drain_seconds: float = 90.0
@@ -235,6 +251,11 @@ def settings_from(given: Mapping[str, Any], environ: Mapping[str, str]) -> Worke
         raise WorkerConfigError(
             f"{options['visibility_timeout'].names}: at most {MAX_VISIBILITY_TIMEOUT} (SQS)"
         )
+    poll_seconds = number("poll_seconds", int, 1)
+    if poll_seconds > MAX_POLL_SECONDS:
+        raise WorkerConfigError(
+            f"{options['poll_seconds'].names}: at most {MAX_POLL_SECONDS} (SQS's longest long poll)"
+        )
     table_name = environ.get("IDEMPOTENCY_TABLE_NAME")
     if not table_name:
         raise WorkerConfigError("IDEMPOTENCY_TABLE_NAME: required (the request records)")
@@ -256,6 +277,7 @@ def settings_from(given: Mapping[str, Any], environ: Mapping[str, str]) -> Worke
         raise WorkerConfigError(f"{options['http_port'].names}: not a port: {http_port}")
     return WorkerSettings(
         queue_url=queue_url,
+        high_priority_queue_url=raw["high_priority_queue_url"] or None,
         region=region,
         handler=handler,
         table_name=table_name,
@@ -263,6 +285,7 @@ def settings_from(given: Mapping[str, Any], environ: Mapping[str, str]) -> Worke
         worker_id=environ.get("WORKER_ID") or default_worker_id(environ),
         batch_size=number("batch_size", int, 1),
         max_wait=number("max_wait", float, 0),
+        poll_seconds=poll_seconds,
         visibility_timeout=visibility,
         invocation_timeout=number("invocation_timeout", float, 0.001),
         drain_seconds=number("drain_seconds", float, 0),

@@ -74,7 +74,7 @@ from orchestrator.worker.outcome import (
     failure,
 )
 from orchestrator.worker.presence import PresencePublisher
-from orchestrator.worker.queue import MAX_WAIT_SECONDS, Held, HeldMessages, WorkQueue
+from orchestrator.worker.queue import Held, HeldMessages, WorkQueue
 from orchestrator.worker.records import ClaimKind, ClaimOutcome, FencedError, Lease, RunLedger
 from orchestrator.worker.request import InputReader
 from orchestrator.worker.results import ResultStore
@@ -138,7 +138,7 @@ class Worker:
         rng: random.Random | None = None,
         retry_base_seconds: float = RETRY_BASE_SECONDS,
         presence_interval: float | None = None,
-        poll_seconds: int = MAX_WAIT_SECONDS,
+        poll_seconds: int | None = None,
         lease_margin_seconds: float = LEASE_MARGIN_SECONDS,
     ) -> None:
         self.settings = settings
@@ -160,7 +160,7 @@ class Worker:
             visibility_timeout=settings.visibility_timeout,
             clock=monotonic,
             sleep=self._sleep_unless_aborted,
-            poll_seconds=poll_seconds,
+            poll_seconds=settings.poll_seconds if poll_seconds is None else poll_seconds,
         )
         self.heartbeat = Heartbeat(
             self.queue, self.held, settings.visibility_timeout, self.metrics, monotonic
