@@ -22,9 +22,12 @@ from orchestrator.core.sqs import QueueDepth, read_depth
 
 
 def watched_queues(local: RunningStack) -> dict[str, tuple[Any, str]]:
-    """The queues whose depth the demo watches: master, regions, the master DLQ."""
+    """The queues whose depth the demo watches: master, each region's (standard and high),
+    the master DLQ."""
     stack = local.stack
-    queues = {region: (local.sqs[region], url) for region, url in stack.region_queues.items()}
+    queues = {
+        name: (local.sqs[region], url) for name, (region, url) in stack.inference_queues().items()
+    }
     primary = local.sqs[stack.primary_region]
     queues[MASTER] = (primary, stack.master_queue_url)
     queues[DEAD_LETTERS] = (primary, stack.dead_letter_queue_url)

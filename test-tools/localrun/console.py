@@ -131,6 +131,7 @@ def _serve(
                     files,
                     _details(options, poller, fleet, stack),
                     stack.callback_topic_arn,
+                    stack.high_priority_queues,
                 )
             )
             + "\n"

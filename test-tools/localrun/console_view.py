@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from localrun.resources import HIGH_LANE
 from orchestrator.core.sqs import QueueDepth
 
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ class Snapshot:
     depths: Mapping[str, QueueDepth]
     """Every queue by display name: master, the regions, dead-letter."""
     forwarded: Mapping[str, int]
-    """Requests this stack's pollers forwarded, per region."""
+    """Requests this stack's pollers forwarded, per region queue (``<region>`` the standard
+    one, ``<region> high`` the high-priority one)."""
     processed: Mapping[str, int] | None
-    """Requests the workers ran to their end, per region (None: no workers)."""
+    """Requests the workers ran to their end, per region, both queues (None: no workers)."""
     counts: str
     """Invocations and record outcomes, one line."""
     uptime: int
@@ -78,12 +80,13 @@ def plain_line(
     workers: Mapping[str, RegionWorkers] | None = None,
 ) -> str:
     """One line: ``name waiting+in flight`` per queue, then forwarded (and done) counts and
-    the region's live workers."""
+    the region's live workers (on its standard queue's part: they serve both)."""
     parts = []
     for name, depth in depths.items():
         part = f"{name} {depth.visible}+{depth.in_flight}"
         if name in forwarded:
             part += f" fwd {forwarded[name]}"
+        if name in forwarded and not name.endswith(HIGH_LANE):
             if processed is not None:
                 part += f" done {processed.get(name, 0)}"
             if workers is not None:
@@ -176,6 +179,7 @@ def render_table(snapshot: Snapshot) -> RenderableType:
         cells = [name, str(depth.visible), str(depth.in_flight)]
         if name in snapshot.forwarded:
             cells.append(str(snapshot.forwarded[name]))
+        if name in snapshot.forwarded and not name.endswith(HIGH_LANE):
             if snapshot.processed is not None:
                 cells.append(str(snapshot.processed.get(name, 0)))
             if snapshot.workers is not None:

@@ -36,7 +36,7 @@ class Watch:
         self._local = local
         self._queues: dict[str, tuple[Any, str]] = {
             "master": (local.sqs[stack.primary_region], stack.master_queue_url),
-            **{r: (local.sqs[r], url) for r, url in stack.region_queues.items()},
+            **{name: (local.sqs[r], url) for name, (r, url) in stack.inference_queues().items()},
             "dead-letter": (local.sqs[stack.primary_region], stack.dead_letter_queue_url),
         }
         self._poller = poller
@@ -44,6 +44,7 @@ class Watch:
         self._rescue = rescue
         self._tally = tally
         self._regions = list(stack.region_queues)
+        self._lanes = list(stack.inference_queues())
         self._depths: dict[str, QueueDepth] = {}
         self._workers: dict[str, RegionWorkers] | None = None
         self._notifications = 0
@@ -67,11 +68,12 @@ class Watch:
             self._notifications += self._drain_notifications()
         except AWS_ERRORS as exc:  # keep the stack up; show the problem beside the last figures
             problem = problem or f"read failed: {one_line(exc)}"
-        dispositions, forwarded = self._tally.snapshot()
+        dispositions, _ = self._tally.snapshot()
+        forwarded = self._tally.lane_counts()
         uptime = int(time.monotonic() - self._started)
         return Snapshot(
             depths=self._depths,
-            forwarded={r: forwarded.get(r, 0) for r in self._regions},
+            forwarded={lane: forwarded.get(lane, 0) for lane in self._lanes},
             processed=dict(self._fleet.done_per_region()) if self._fleet else None,
             counts=_counts(self._poller, dispositions, self._rescue, self._notifications),
             uptime=uptime,

@@ -59,6 +59,12 @@ def parse_args(argv: Sequence[str] | None) -> DemoOptions:
     parser.add_argument(
         "--permanent", type=int, default=d.permanent, help="requests that fail for good"
     )
+    parser.add_argument(
+        "--high-share",
+        type=float,
+        default=d.high_share,
+        help="share of the requests that are high-priority (0-1)",
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--rate", type=float, default=d.rate, help="messages/second")
     parser.add_argument("--batch-size", type=int, default=w.batch_size, help="worker batch size")
@@ -81,12 +87,15 @@ def parse_args(argv: Sequence[str] | None) -> DemoOptions:
         parser.error("--count must be larger than --duplicates + --malformed")
     if args.retryable + args.permanent > args.count - args.duplicates - args.malformed:
         parser.error("--retryable + --permanent must be at most the valid requests")
+    if not 0 <= args.high_share <= 1:
+        parser.error("--high-share must be between 0 and 1")
     return DemoOptions(
         count=args.count,
         duplicates=args.duplicates,
         malformed=args.malformed,
         retryable=args.retryable,
         permanent=args.permanent,
+        high_share=args.high_share,
         seed=args.seed,
         rate=args.rate,
         workers=WorkerOptions(

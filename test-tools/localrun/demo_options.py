@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localrun.traffic import DEFAULT_HIGH_SHARE
 from localrun.workers import WorkerOptions
 
 DEFAULT_CAPACITIES = {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
@@ -21,6 +22,8 @@ class DemoOptions:
     """Valid requests whose first attempt fails (the model's RetryableError)."""
     permanent: int = 5
     """Valid requests that fail for good (the model's PermanentError)."""
+    high_share: float = DEFAULT_HIGH_SHARE
+    """Share of the valid requests that are ``"priority": "high"``."""
     seed: int = 7
     rate: float = 40.0
     """Messages per second sent to the master queue."""

@@ -99,8 +99,13 @@ class _Pipeline:
             else "off"
         )
         return (
-            f"local stack at {stack.endpoint_url} (moto), resources from infrastructure/*.yaml\n"
-            f"distributor {stack.spec.function.handler}: {mapping.pollers} pollers, "
+            f"local stack at {stack.endpoint_url} (moto), resources from infrastructure/*.yaml"
+            + (
+                ": a standard and a high-priority queue per region\n"
+                if stack.high_priority_queues
+                else "\n"
+            )
+            + f"distributor {stack.spec.function.handler}: {mapping.pollers} pollers, "
             f"batch {mapping.batch_size}, window {mapping.batching_window:g} s, "
             f"CACHE_TTL {options.cache_ttl:g} s, routing {self.environ.get('ROUTING_STRATEGY')} "
             "(live capacity from the workers' presence)\n"
@@ -125,6 +130,7 @@ class _Pipeline:
             retryable=options.retryable,
             permanent=options.permanent,
             topic=stack.callback_topic_arn,
+            high_share=options.high_share,
         )
         self.sampler.start()
         self.poller.start()
@@ -182,6 +188,7 @@ class _Pipeline:
             "call_ms": options.workers.call_ms,
             "item_ms": options.workers.item_ms,
             "rescue_every": options.rescue_every,
+            "high_share": options.high_share,
             "send_started_at": round(self.sending - self.sampler.started, 3),
             "logs": [
                 str(options.log_path("distributor.log")),
@@ -191,6 +198,7 @@ class _Pipeline:
         }
         result.dispositions, result.forwarded = self.tally.snapshot()
         result.forwarded_to = self.tally.forwarded_to()
+        result.forwarded_high = self.tally.forwarded_high()
         result.invocations = len(self.poller.invocations)
         result.failed_invocations = sum(1 for i in self.poller.invocations if i.error)
         result.cold_starts = self.handler.cold_starts

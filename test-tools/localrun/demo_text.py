@@ -12,6 +12,8 @@ from localrun.summary import (
     dead_letter_reasons,
     distribution,
     duplicates_dropped,
+    high_priority_requests,
+    latency_by_priority,
     latency_percentiles,
     rescued,
     results_by_place,
@@ -23,9 +25,13 @@ from orchestrator.core.record import RequestStatus
 def _sent_line(result: DemoResult) -> str:
     valid = result.sent_of_kind("valid")
     injected = Counter(s.planned.simulate for s in valid if s.planned.simulate)
-    extra = ""
+    notes = []
     if injected:
-        extra = f" ({injected['retryable']} fail once, {injected['permanent']} fail for good)"
+        notes += [f"{injected['retryable']} fail once", f"{injected['permanent']} fail for good"]
+    high = sum(1 for s in valid if s.planned.priority == "high")
+    if high:
+        notes.append(f"{high} high-priority")
+    extra = f" ({', '.join(notes)})" if notes else ""
     return (
         f"Sent {len(result.sent)} messages: {len(valid)} requests{extra}, "
         f"{len(result.sent_of_kind('duplicate'))} retries, "
@@ -60,6 +66,28 @@ def _batch_line(result: DemoResult) -> str:
     mean = sum(size * n for size, n in sizes.items()) / calls
     spread = " · ".join(f"{size}: {sizes[size]}" for size in sorted(sizes))
     return f"Worker batches: {calls} predict calls, mean size {mean:.1f} (size: calls {spread})"
+
+
+def _priority_lines(result: DemoResult) -> list[str]:
+    """High-priority latency beside standard, and where the high-priority requests went."""
+    parts = []
+    for lane, (count, pct) in latency_by_priority(result).items():
+        figures = " · ".join(f"{k} {v:.2f} s" for k, v in pct.items()) or "-"
+        parts.append(f"{lane} {figures} ({count})")
+    high = high_priority_requests(result)
+    succeeded = sum(
+        1
+        for rid in high
+        if rid in result.records and result.records[rid].status is RequestStatus.SUCCEEDED
+    )
+    queued = len(high & result.forwarded_high)
+    strays = len(result.forwarded_high - high)
+    return [
+        "Latency by priority: " + " | ".join(parts),
+        f"High priority: {len(high)} requests, {queued} forwarded to a high-priority queue, "
+        f"{succeeded} succeeded"
+        + (f"; {strays} other requests in the high-priority queues" if strays else ""),
+    ]
 
 
 def _failures_line(result: DemoResult) -> str:
@@ -133,6 +161,7 @@ def format_summary(result: DemoResult, report: Path | None) -> str:
             "End-to-end latency (send -> final record): "
             + " · ".join(f"{k} {v:.2f} s" for k, v in pct.items())
         )
+        lines.extend(_priority_lines(result))
     places = results_by_place(result)
     add(f"Results: {places['inline']} inline in the record, {places['s3']} in S3 (over 32 KiB)")
     statuses = Counter(n.status for n in result.notifications)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from localrun.lambda_runtime import ExecutionEnvironments, Handler
+from localrun.resources import HIGH_LANE
 
 
 def build_handler(
@@ -46,6 +47,11 @@ class DistributionTally:
         self._lock = threading.Lock()
         self.dispositions: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
+        """Per region, both queues."""
+        self.lanes: Counter[str] = Counter()
+        """Per queue: ``<region>`` (standard) and ``<region> high`` (high-priority)."""
+        self.high_priority: set[str] = set()
+        """Request ids forwarded to a high-priority queue."""
         self.dead_letter_reasons: Counter[str] = Counter()
         self.outcomes: list[Any] = []
         self.regions: dict[str, str] = {}
@@ -58,8 +64,12 @@ class DistributionTally:
                 self.dispositions[outcome.disposition.value] += 1
                 if outcome.disposition.value == "forwarded" and outcome.region:
                     self.forwarded[outcome.region] += 1
+                    high = bool(getattr(outcome, "high_priority", False))
+                    self.lanes[outcome.region + (HIGH_LANE if high else "")] += 1
                     if outcome.request_id:
                         self.regions[outcome.request_id] = outcome.region
+                        if high:
+                            self.high_priority.add(outcome.request_id)
                 if outcome.disposition.value == "dead_lettered":
                     self.dead_letter_reasons[outcome.reason or "?"] += 1
 
@@ -67,7 +77,16 @@ class DistributionTally:
         with self._lock:
             return dict(self.regions)
 
+    def forwarded_high(self) -> set[str]:
+        with self._lock:
+            return set(self.high_priority)
+
     def snapshot(self) -> tuple[Counter[str], Counter[str]]:
         """(dispositions, forwarded per region), copied."""
         with self._lock:
             return Counter(self.dispositions), Counter(self.forwarded)
+
+    def lane_counts(self) -> Counter[str]:
+        """Forwarded per queue (``<region>``, ``<region> high``), copied."""
+        with self._lock:
+            return Counter(self.lanes)

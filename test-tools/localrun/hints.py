@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -76,8 +77,9 @@ def shown(path: Path, cwd: Path | None = None) -> str:
         return str(path)
 
 
-def exports(stack: LocalStack) -> list[str]:
-    """Shell lines that point another terminal's tools (and boto3, AWS CLI v2) at `stack`."""
+def exports(stack: LocalStack, high_priority_queues: Mapping[str, str] | None = None) -> list[str]:
+    """Shell lines that point another terminal's tools (and boto3, AWS CLI v2) at `stack`,
+    and its high-priority queues (the stack file's format does not name them)."""
     values = {
         "AWS_ENDPOINT_URL": stack.endpoint_url,
         **FAKE_CREDENTIALS,
@@ -88,15 +90,21 @@ def exports(stack: LocalStack) -> list[str]:
         "IDEMPOTENCY_TABLE_NAME": stack.table_name or "",
         "REGION_QUEUES": json.dumps(stack.region_queues),
     }
+    if high_priority_queues:
+        values["HIGH_PRIORITY_QUEUES"] = json.dumps(dict(high_priority_queues))
     for region, url in stack.region_queues.items():
         values[f"QUEUE_{region.upper().replace('-', '_')}"] = url
+    for region, url in (high_priority_queues or {}).items():
+        values[f"HIGH_QUEUE_{region.upper().replace('-', '_')}"] = url
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
-def aws_cli_commands(stack: LocalStack) -> list[str]:
+def aws_cli_commands(
+    stack: LocalStack, high_priority_queues: Mapping[str, str] | None = None
+) -> list[str]:
     """AWS CLI commands (v1 and v2) against `stack`, each with the endpoint and the queue's
-    own region: send a request to the master queue, and read each region queue's depth (a
-    read that takes nothing from the workers, unlike a receive)."""
+    own region: send a request to the master queue, and read each region queue's depth, the
+    high-priority ones too (a read that takes nothing from the workers, unlike a receive)."""
 
     def aws(region: str, command: str) -> str:
         return f"aws --endpoint-url {stack.endpoint_url} --region {region} sqs {command}"
@@ -114,7 +122,10 @@ def aws_cli_commands(stack: LocalStack) -> list[str]:
             f"get-queue-attributes --queue-url {url} --attribute-names "
             "ApproximateNumberOfMessages ApproximateNumberOfMessagesNotVisible",
         )
-        for region, url in stack.region_queues.items()
+        for region, url in [
+            *stack.region_queues.items(),
+            *(high_priority_queues or {}).items(),
+        ]
     ]
     return lines
 
@@ -135,7 +146,11 @@ def tool_commands(files: StackFiles, topic_arn: str | None = None) -> list[str]:
 
 
 def banner(
-    stack: LocalStack, files: StackFiles, details: list[str], topic_arn: str | None = None
+    stack: LocalStack,
+    files: StackFiles,
+    details: list[str],
+    topic_arn: str | None = None,
+    high_priority_queues: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Everything printed before the live table."""
     if files.shared:
@@ -153,14 +168,14 @@ def banner(
         *details,
         "",
         "# in another terminal (the orchestrator tools, boto3 and AWS CLI v2 read these):",
-        *exports(stack),
+        *exports(stack, high_priority_queues),
         "",
         "# try:",
         *(f"  {line}" for line in tool_commands(files, topic_arn)),
         "",
         "# with the AWS CLI, v1 or v2, after the exports above (v1 ignores AWS_ENDPOINT_URL;",
         "# moto keeps each region's queues apart, so pass the queue's own --region):",
-        *(f"  {line}" for line in aws_cli_commands(stack)),
+        *(f"  {line}" for line in aws_cli_commands(stack, high_priority_queues)),
         "",
         "# Ctrl-C stops it.",
         "",

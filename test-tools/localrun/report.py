@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from localrun.resources import HIGH_LANE
 from localrun.summary import (
     DEAD_LETTERS,
     MASTER,
@@ -22,6 +23,7 @@ from localrun.summary import (
     distribution,
     duplicates_dropped,
     latencies,
+    latency_by_priority,
     latency_percentiles,
 )
 
@@ -72,6 +74,7 @@ def line_chart(
     colours: Mapping[str, str],
     *,
     dashed: Sequence[str] = (),
+    dotted: Sequence[str] = (),
     x_label: str,
     y_label: str,
     markers: Mapping[str, float] | None = None,
@@ -132,6 +135,8 @@ def line_chart(
             continue
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
         dash = ' stroke-dasharray="6 4"' if name in dashed else ""
+        if name in dotted:
+            dash = ' stroke-dasharray="2 3"'
         parts.append(
             f'<polyline fill="none" stroke="{colours[name]}" stroke-width="2"{dash} '
             f'stroke-linejoin="round" points="{path}"><title>{escape(name)}</title></polyline>'
@@ -222,10 +227,14 @@ def render(result: DemoResult) -> str:
     colours = {region: PALETTE[i % len(PALETTE)] for i, region in enumerate(regions)}
     colours[MASTER] = MASTER_COLOUR
     colours[DEAD_LETTERS] = DEAD_COLOUR
+    highs = [f"{region}{HIGH_LANE}" for region in regions]
+    for region, high in zip(regions, highs, strict=True):
+        colours[high] = colours[region]
     series: dict[str, list[Point]] = {
         name: [(s.at, float(s.depths[name].total)) for s in result.samples if name in s.depths]
-        for name in [*regions, MASTER, DEAD_LETTERS]
+        for name in [*regions, *highs, MASTER, DEAD_LETTERS]
     }
+    series = {name: points for name, points in series.items() if points or name in regions}
     rows = distribution(result)
     pct = latency_percentiles(result)
     settings = result.settings
@@ -256,6 +265,7 @@ def render(result: DemoResult) -> str:
         f'<span><span class="dot" style="background:{colours[n]}"></span>{escape(label)}</span>'
         for n, label in [
             *((r, r) for r in regions),
+            *((h, f"{h} (dotted)") for h in highs if h in series),
             (MASTER, "master queue (dashed)"),
             (DEAD_LETTERS, "dead-letter queue (dashed)"),
         ]
@@ -267,11 +277,18 @@ def render(result: DemoResult) -> str:
         series,
         colours,
         dashed=[MASTER, DEAD_LETTERS],
+        dotted=[h for h in highs if h in series],
         x_label="seconds since the run started (depths sampled every 0.25 s)",
         y_label="messages (waiting + in flight)",
         markers=_offset_markers(result, markers),
     )
     marks = {k: v for k, v in pct.items() if k != "max"}
+    priority_rows = "".join(
+        f"<tr><td>{escape(lane)}</td><td class='n'>{count}</td>"
+        + "".join(f"<td class='n'>{_seconds(figures.get(q))}</td>" for q in ("p50", "p90", "p99"))
+        + "</tr>"
+        for lane, (count, figures) in latency_by_priority(result).items()
+    )
     latency_svg = histogram(list(latencies(result).values()), marks)
     bars = share_bars([(r.region, r.capacity_share, r.share) for r in rows], colours)
     table_rows = "".join(
@@ -317,7 +334,7 @@ def render(result: DemoResult) -> str:
 {sent_by_kind["malformed"]} malformed) · {done} · run took {result.total_seconds:.1f} s ·
 seed {settings.get("seed")}</p>
 <div class="cards">{card_html}</div>
-<section><h2>Queue depth per region over time</h2>{depth_svg}
+<section><h2>Queue depth per region over time (standard and high-priority queues)</h2>{depth_svg}
 <p class="muted">{legend}</p></section>
 <section><h2>Share of requests vs share of GPU capacity</h2>{bars}
 <table><tr><th>region</th><th class="n">GPU workers</th><th class="n">capacity share</th>
@@ -326,7 +343,9 @@ seed {settings.get("seed")}</p>
 <section><h2>Worker batch sizes</h2><table><tr><th class="n">requests per predict call</th>
 <th class="n">calls</th></tr>{batch_rows}</table></section>
 <section><h2>End-to-end latency</h2>{latency_svg}
-<p class="muted">{" · ".join(f"{k} {v:.2f} s" for k, v in pct.items())}</p></section>
+<p class="muted">{" · ".join(f"{k} {v:.2f} s" for k, v in pct.items())}</p>
+<table><tr><th>priority</th><th class="n">requests</th><th class="n">p50</th>
+<th class="n">p90</th><th class="n">p99</th></tr>{priority_rows}</table></section>
 <section><h2>Dead-letter queue</h2><table><tr><th>error_code</th><th class="n">count</th>
 <th>error_message (examples)</th></tr>{dead_rows}</table></section>
 <section><h2>Exactly-once audit</h2><table>{audit_rows}</table></section>

@@ -1,15 +1,16 @@
 """Create, in the local endpoint, the resources the templates declare, and describe them.
 
 `create_stack(sqs_clients, dynamodb, spec, s3=..., sns=...)` makes the master queue and its
-dead-letter queue, the request table and the workers' presence table (key schema, TTL), one
-inference queue (+ dead-letter queue) and one results bucket per region, each with the
-attributes and redrive policy the templates give it; and, for the clients' side, a callback
-SNS topic with an SQS queue subscribed to it (the templates leave topics to the clients: the
-worker may publish to ``inference-callback-*``). The result, `StackResources`, knows the
-URLs, ARNs and names and produces the distributor's, the rescue function's and a worker's
-environment; what other processes are told about it is an
-`orchestrator.core.stackfile.LocalStack` (`advertised`), the one description of a local
-stack, written by `localrun.stackfile`.
+dead-letter queue, the request table and the workers' presence table (key schema, TTL), the
+inference queues of each region (standard, high-priority, and their dead-letter queue) and one
+results bucket per region, each with the attributes and redrive policy the templates give it;
+and, for the clients' side, a callback SNS topic with an SQS queue subscribed to it (the
+templates leave topics to the clients: the worker may publish to ``inference-callback-*``).
+The result, `StackResources`, knows the URLs, ARNs and names and produces the distributor's,
+the rescue function's and a worker's environment; what other processes are told about it is
+an `orchestrator.core.stackfile.LocalStack` (`advertised`), the one description of a local
+stack, written by `localrun.stackfile`. The stack file's format has no high-priority queues;
+a process that reads it finds them by name (`from_local_stack`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from localrun.cfn import ACCOUNT_ID
 from localrun.server import FAKE_CREDENTIALS
 from localrun.templates import BucketSpec, QueueSpec, StackSpec, TableSpec
 from orchestrator.core.stackfile import LocalStack
+
+HIGH_LANE = " high"
+"""A region's high-priority queue is shown as ``<region> high`` (tables, depths, reports)."""
 
 CALLBACK_TOPIC = "inference-callback-local"
 """A client's topic, named as the worker's IAM policy allows by default (inference-callback-*)."""
@@ -48,10 +52,22 @@ class StackResources:
     callback_topic_arn: str | None = None
     notification_queue_url: str | None = None
     """The primary-region queue subscribed to `callback_topic_arn`."""
+    high_priority_queues: Mapping[str, str] = field(default_factory=dict)
+    """Each region's high-priority queue URL (`HIGH_PRIORITY_QUEUES`); empty: none."""
 
     @property
     def regions(self) -> list[str]:
         return list(self.region_queues)
+
+    def inference_queues(self) -> dict[str, tuple[str, str]]:
+        """Every region's queues by display name (``us-west-2``, then ``us-west-2 high``):
+        (region, URL)."""
+        queues: dict[str, tuple[str, str]] = {}
+        for region, url in self.region_queues.items():
+            queues[region] = (region, url)
+            if region in self.high_priority_queues:
+                queues[region + HIGH_LANE] = (region, self.high_priority_queues[region])
+        return queues
 
     def _resources_environ(self) -> dict[str, str]:
         environ = {
@@ -63,6 +79,8 @@ class StackResources:
         }
         if self.workers_table:
             environ["WORKERS_TABLE_NAME"] = self.workers_table
+        if self.high_priority_queues:
+            environ["HIGH_PRIORITY_QUEUES"] = json.dumps(dict(self.high_priority_queues))
         return environ
 
     def distributor_environ(self, **overrides: str) -> dict[str, str]:
@@ -83,9 +101,10 @@ class StackResources:
         return environ
 
     def worker_environ(self, region: str) -> dict[str, str]:
-        """What a worker pod in `region` gets (docs/deployment.md): its queue and region, the
-        request and presence tables in the primary region, its region's results bucket, the
-        endpoint and fake credentials. Flags and the model's own settings come on top."""
+        """What a worker pod in `region` gets (docs/deployment.md, infrastructure/k8s): its
+        queues (standard and high-priority) and region, the request and presence tables in the
+        primary region, its region's results bucket, the endpoint and fake credentials. Flags
+        and the model's own settings come on top."""
         environ = {
             "WORKER_QUEUE_URL": self.region_queues[region],
             "WORKER_REGION": region,
@@ -100,6 +119,8 @@ class StackResources:
             environ["WORKERS_TABLE_NAME"] = self.workers_table
         if region in self.results_buckets:
             environ["RESULTS_BUCKET"] = self.results_buckets[region]
+        if region in self.high_priority_queues:
+            environ["WORKER_HIGH_PRIORITY_QUEUE_URL"] = self.high_priority_queues[region]
         return environ
 
     def advertised(self, path: Path) -> LocalStack:
@@ -128,6 +149,15 @@ class StackResources:
         workers_table = None
         if spec.workers_table is not None and stack.table_name.startswith(spec.table.name):
             workers_table = spec.workers_table.name + suffix
+        # Nor does it name the high-priority queues: each was created beside its region's
+        # queue with the template's name and the same suffix (moto's URL: endpoint/account/name).
+        high_queues = {
+            region: url.rsplit("/", 1)[0] + "/" + _suffixed(high.name, suffix)
+            for region, high in spec.region_high_priority_queues.items()
+            if (url := stack.region_queues.get(region))
+        }
+        if set(high_queues) != set(stack.region_queues):
+            high_queues = {}
         return cls(
             endpoint_url=stack.endpoint_url,
             primary_region=stack.primary_region,
@@ -140,6 +170,7 @@ class StackResources:
             region_queues=dict(stack.region_queues),
             spec=spec,
             workers_table=workers_table,
+            high_priority_queues=high_queues,
         )
 
 
@@ -173,12 +204,14 @@ def create_stack(
     )
     region_queues: dict[str, str] = {}
     region_dlqs: dict[str, str] = {}
+    high_queues: dict[str, str] = {}
     for region, queue in spec.region_queues.items():
         dlq = spec.region_dead_letter_queues[region]
         region_dlqs[region], dlq_arn = _create_queue(sqs[region], dlq, name_suffix)
-        region_queues[region], _ = _create_queue(
-            sqs[region], queue, name_suffix, {dlq.logical_id: dlq_arn}
-        )
+        arns = {dlq.logical_id: dlq_arn}
+        region_queues[region], _ = _create_queue(sqs[region], queue, name_suffix, arns)
+        if (high := spec.region_high_priority_queues.get(region)) is not None:
+            high_queues[region], _ = _create_queue(sqs[region], high, name_suffix, arns)
     table_name = _create_table(dynamodb, spec.table, name_suffix)
     workers_table = None
     if spec.workers_table is not None:
@@ -204,6 +237,7 @@ def create_stack(
         results_buckets=buckets,
         callback_topic_arn=topic_arn,
         notification_queue_url=notification_url,
+        high_priority_queues=high_queues,
     )
 
 

@@ -18,6 +18,11 @@ from orchestrator.core.sqs import QueueDepth
 from orchestrator.core.stats import percentile
 from orchestrator.core.timefmt import parse_iso
 
+HIGH_PRIORITY = "high"
+STANDARD = "standard"
+"""The lanes latency is shown by: high-priority requests, and the others (normal and low,
+which share the standard queues)."""
+
 MASTER = "master"
 DEAD_LETTERS = "dead-letter"
 NOTIFICATIONS = "notifications"
@@ -69,6 +74,8 @@ class DemoResult:
     forwarded: Counter[str] = field(default_factory=Counter)
     forwarded_to: Mapping[str, str] = field(default_factory=dict)
     """Request id -> the region the distributor forwarded it to (its last forward)."""
+    forwarded_high: set[str] = field(default_factory=set)
+    """Request ids the distributor forwarded to a region's high-priority queue."""
     invocations: int = 0
     failed_invocations: int = 0
     cold_starts: int = 0
@@ -134,6 +141,33 @@ def latency_percentiles(result: DemoResult) -> dict[str, float]:
         "p90": percentile(values, 90),
         "p99": percentile(values, 99),
         "max": max(values),
+    }
+
+
+def lane_of(sent: SentMessage) -> str:
+    return HIGH_PRIORITY if sent.planned.priority == HIGH_PRIORITY else STANDARD
+
+
+def latency_by_priority(result: DemoResult) -> dict[str, tuple[int, dict[str, float]]]:
+    """Per lane (high, standard): (requests finished, p50/p90/p99 of their latency), both
+    lanes always present."""
+    planned = result.planned_requests()
+    values: dict[str, list[float]] = {HIGH_PRIORITY: [], STANDARD: []}
+    for request_id, seconds in latencies(result).items():
+        if request_id in planned:
+            values[lane_of(planned[request_id])].append(seconds)
+    return {
+        lane: (
+            len(found),
+            {f"p{q}": percentile(found, q) for q in (50, 90, 99)} if found else {},
+        )
+        for lane, found in values.items()
+    }
+
+
+def high_priority_requests(result: DemoResult) -> set[str]:
+    return {
+        rid for rid, sent in result.planned_requests().items() if lane_of(sent) == HIGH_PRIORITY
     }
 
 

@@ -3,10 +3,10 @@
 `infrastructure/template.yaml` (the primary region) declares the master queue, its dead-letter
 queue, the request table, the workers' presence table, the distributor function with its SQS
 event source, the rescue function with its schedule, and the primary region's own inference
-queue and results bucket; `infrastructure/region.yaml` declares the inference queue and the
-results bucket of every other region. Logical ids are fixed in docs/contracts.md. Reading
-them here, rather than repeating names and settings, keeps the local stack from drifting from
-the deployed one.
+queues (standard and high-priority) and results bucket; `infrastructure/region.yaml` declares
+the inference queues and the results bucket of every other region. Logical ids are fixed in
+docs/contracts.md. Reading them here, rather than repeating names and settings, keeps the
+local stack from drifting from the deployed one.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ WORKERS_TABLE = "WorkersTable"
 DISTRIBUTOR_FUNCTION = "DistributorFunction"
 RESCUE_FUNCTION = "RescueFunction"
 REGION_QUEUE = "RegionQueue"
+REGION_HIGH_PRIORITY_QUEUE = "RegionHighPriorityQueue"
 REGION_DEAD_LETTER_QUEUE = "RegionDeadLetterQueue"
 RESULTS_BUCKET = "ResultsBucket"
 
@@ -128,6 +129,8 @@ class StackSpec:
     workers_table: TableSpec | None = None
     results_buckets: Mapping[str, BucketSpec] = field(default_factory=dict)
     rescue: ScheduledFunctionSpec | None = None
+    region_high_priority_queues: Mapping[str, QueueSpec] = field(default_factory=dict)
+    """Each region's `RegionHighPriorityQueue`; empty when the templates declare none."""
 
     @property
     def regions(self) -> list[str]:
@@ -153,6 +156,9 @@ def load_stack_spec(
     resolver = Resolver(primary, pseudo_parameters(primary_region, stack_name), parameters)
     region_queues = {primary_region: _queue(resolver, REGION_QUEUE, stack_name)}
     region_dlqs = {primary_region: _queue(resolver, REGION_DEAD_LETTER_QUEUE, stack_name)}
+    high_queues: dict[str, QueueSpec] = {}
+    if REGION_HIGH_PRIORITY_QUEUE in resolver.resources:
+        high_queues[primary_region] = _queue(resolver, REGION_HIGH_PRIORITY_QUEUE, stack_name)
     buckets: dict[str, BucketSpec] = {}
     if RESULTS_BUCKET in resolver.resources:
         buckets[primary_region] = _bucket(resolver, RESULTS_BUCKET, stack_name)
@@ -164,8 +170,13 @@ def load_stack_spec(
             other = Resolver(template, pseudo_parameters(region, name), parameters)
             region_queues[region] = _queue(other, REGION_QUEUE, name)
             region_dlqs[region] = _queue(other, REGION_DEAD_LETTER_QUEUE, name)
+            if REGION_HIGH_PRIORITY_QUEUE in other.resources:
+                high_queues[region] = _queue(other, REGION_HIGH_PRIORITY_QUEUE, name)
             if RESULTS_BUCKET in other.resources:
                 buckets[region] = _bucket(other, RESULTS_BUCKET, name)
+    if high_queues and set(high_queues) != set(region_queues):
+        missing = ", ".join(sorted(set(region_queues) - set(high_queues)))
+        raise TemplateError(f"{REGION_HIGH_PRIORITY_QUEUE} is not declared for {missing}")
     return StackSpec(
         primary_region=primary_region,
         master_queue=_queue(resolver, MASTER_QUEUE, stack_name),
@@ -181,6 +192,7 @@ def load_stack_spec(
         ),
         results_buckets=buckets,
         rescue=_scheduled_function(resolver, primary, RESCUE_FUNCTION, stack_name),
+        region_high_priority_queues=high_queues,
     )
 
 

@@ -53,13 +53,17 @@ class WorkerOptions:
 
     batch_size: int = 8
     max_wait: float = 0.05
-    visibility_timeout: int = 20
-    """Seconds. The heartbeat extends a message held longer than a sixth of it; a batch
-    settled within that (all of them here) is never extended. A message an exiting worker's
-    open long poll receives comes back after it."""
+    poll_seconds: int = 1
+    """The idle long poll (deployed: 20 s): a SIGTERM waits at most this for an open poll,
+    so stops are quick."""
+    visibility_timeout: int = 30
+    """Seconds (the worker's default). The heartbeat extends a message held longer than a
+    third of it."""
     invocation_timeout: float = 10.0
     """A claim's lease is this + 15 s: how long a killed worker's claims block a retry."""
-    drain_seconds: float = 2.0
+    drain_seconds: float = 90.0
+    """How long a running batch may still take after SIGTERM (the worker's default); the
+    simulated model's batches take well under a second."""
     call_ms: float = 200.0
     item_ms: float = 40.0
     log_level: str = "INFO"
@@ -69,6 +73,7 @@ class WorkerOptions:
             "WORKER_HANDLER": HANDLER,
             "WORKER_BATCH_SIZE": str(self.batch_size),
             "WORKER_MAX_WAIT": f"{self.max_wait:g}",
+            "WORKER_POLL_SECONDS": str(self.poll_seconds),
             "WORKER_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
             "WORKER_INVOCATION_TIMEOUT": f"{self.invocation_timeout:g}",
             "WORKER_DRAIN_SECONDS": f"{self.drain_seconds:g}",

@@ -120,7 +120,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     report = folder / "report" / "demo.html"
     command = [*_orchestrator_command(), "demo", "--count", "40", "--duplicates", "6"]
     command += ["--malformed", "6", "--retryable", "2", "--permanent", "1", "--seed", "3"]
-    command += ["--call-ms", "100", "--item-ms", "20", "--rate", "100"]
+    command += ["--call-ms", "100", "--item-ms", "20", "--rate", "100", "--high-share", "0.25"]
     command += ["--timeout", "60", "--report", str(report)]
     env = {**os.environ, "ORCHESTRATOR_STACK_FILE": str(stack_file)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)

@@ -108,6 +108,21 @@ def test_exports_name_the_stack_file_and_every_queue() -> None:
     assert json.loads(shlex.split(region_queues.split("=", 1)[1])[0]) == STACK.region_queues
 
 
+def test_exports_and_aws_commands_name_the_high_priority_queues() -> None:
+    high = {region: url + "-high" for region, url in STACK.region_queues.items()}
+    lines = exports(STACK, high)
+    assert f"export HIGH_QUEUE_US_WEST_2={high['us-west-2']}" in lines
+    exported = next(line for line in lines if line.startswith("export HIGH_PRIORITY_QUEUES="))
+    assert json.loads(shlex.split(exported.split("=", 1)[1])[0]) == high
+    _, *depths = aws_cli_commands(STACK, high)
+    assert len(depths) == 4
+    assert (
+        f"--region us-west-2 sqs get-queue-attributes --queue-url {high['us-west-2']}"
+        in (depths[-1])
+    )
+    assert not any("HIGH" in line for line in exports(STACK))  # none without them
+
+
 def test_aws_cli_commands_carry_the_endpoint_and_each_queues_own_region() -> None:
     send, *depths = aws_cli_commands(STACK)
     assert send.startswith("aws --endpoint-url http://127.0.0.1:4566 --region us-east-1 sqs ")
@@ -131,6 +146,13 @@ def test_plain_lines_and_capacities() -> None:
     workers = {"us-east-1": RegionWorkers(live=4, capacity=24, busy=5, draining=1)}
     line = plain_line(depths, {"us-east-1": 7}, {"us-east-1": 5}, "invocations 2", workers)
     assert "us-east-1 3+4 fwd 7 done 5 workers 4 (1 draining) cap 24 busy 5 |" in line
+    # A region's high-priority queue: its depth and forwards; done and workers are the
+    # region's (its workers serve both queues), shown once, on the standard queue.
+    depths = {"us-east-1": QueueDepth(3, 4), "us-east-1 high": QueueDepth(1, 0)}
+    forwarded = {"us-east-1": 7, "us-east-1 high": 2}
+    line = plain_line(depths, forwarded, {"us-east-1": 9}, "invocations 2", workers)
+    assert line.startswith("us-east-1 3+4 fwd 7 done 9 workers 4 (1 draining) cap 24 busy 5 | ")
+    assert "| us-east-1 high 1+0 fwd 2 | invocations 2" in line
     assert parse_capacities("us-east-1=4, us-west-2=2") == {"us-east-1": 4, "us-west-2": 2}
     for bad in ("mars-central-9=1", "us-east-1=many", "us-east-1"):
         with pytest.raises(argparse.ArgumentTypeError):
@@ -189,6 +211,15 @@ def test_the_live_table_shows_every_queue_and_the_footer() -> None:
     header, *rows = out.getvalue().splitlines()
     assert header.split()[-3:] == ["workers", "capacity", "busy"]
     assert any(row.split() == ["us-east-1", "3", "4", "7", "5", "2", "16", "3"] for row in rows)
+    out = io.StringIO()
+    high = snapshot(
+        workers=workers,
+        depths={"us-east-1": QueueDepth(3, 4), "us-east-1 high": QueueDepth(1, 0)},
+        forwarded={"us-east-1": 7, "us-east-1 high": 2},
+    )
+    Console(file=out, width=120, color_system=None).print(render_table(high))
+    rows = out.getvalue().splitlines()
+    assert any(row.split() == ["us-east-1", "high", "1", "0", "2"] for row in rows)
     assert "invocations 2 (0 failed) · up 01:15" in text
     assert "depth read failed: gone" in text
 

@@ -20,7 +20,7 @@ from localrun.evidence import Notification, ResultRead
 from localrun.models import OK, PERMANENT_CODE, RETRYABLE_CODE, Execution, PredictCall
 from localrun.report import write_report
 from localrun.rescue_timer import RescueRun
-from localrun.summary import DEAD_LETTERS, MASTER, Check, DemoResult
+from localrun.summary import DEAD_LETTERS, HIGH_PRIORITY, MASTER, Check, DemoResult
 from localrun.traffic import SentMessage, plan_traffic
 from orchestrator.cli.malformed import BY_KIND
 from orchestrator.core.dead_letter import DeadLetter
@@ -44,8 +44,8 @@ def test_the_demo_command_passes_its_audit(demo_run: Any) -> None:
     assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
     out = demo_run.stdout
     assert (
-        "Sent 40 messages: 28 requests (2 fail once, 1 fail for good), 6 retries, 6 malformed"
-        in out
+        "Sent 40 messages: 28 requests (2 fail once, 1 fail for good, 7 high-priority), "
+        "6 retries, 6 malformed" in out
     )
     checks = audit_lines(out)
     assert checks["every valid request SUCCEEDED (none lost)"] == "PASS 27/27"
@@ -71,6 +71,25 @@ def test_the_demo_command_passes_its_audit(demo_run: Any) -> None:
     assert "Injected failures: 2/2 SIMULATED_GPU_OOM succeeded on retry" in out
     assert re.search(r"^Rescue: \d+ runs, every 2 s; nothing stranded$", out, re.MULTILINE)
     assert "Workers: 7 processes, 7 drained on SIGTERM and exited 0" in out
+    # High-priority requests went to the high-priority queues, were served from there
+    # (every queue drained, none lost), and their latency is shown beside standard.
+    assert "a standard and a high-priority queue per region" in out
+    served = re.search(
+        r"^High priority: (\d+) requests, (\d+) forwarded to a high-priority queue, "
+        r"(\d+) succeeded$",
+        out,
+        re.MULTILINE,
+    )
+    assert served, out
+    high, queued, succeeded = (int(n) for n in served.groups())
+    assert high == round(28 * 0.25) == queued and succeeded >= high - 1  # 1 permanent at most
+    assert re.search(
+        rf"^Latency by priority: high p50 [\d.]+ s · p90 [\d.]+ s · p99 [\d.]+ s \({high}\) \| "
+        rf"standard p50 [\d.]+ s · p90 [\d.]+ s · p99 [\d.]+ s \({28 - high}\)$",
+        out,
+        re.MULTILINE,
+    )
+    assert re.search(r"^ +[\d.]+s  done .*us-west-2 high \d+\+\d+", out, re.MULTILINE)
     for region in REGIONS:
         assert re.search(rf"^  {region}\s+\d", out, flags=re.MULTILINE), region
     assert "audit PASSED" in out
@@ -84,6 +103,7 @@ def test_the_demo_command_writes_its_report_and_keeps_the_console_clean(
     html = demo_run.report.read_text()
     assert html.startswith("<!doctype html>") and "<svg" in html and "PASS" in html
     assert "Worker batch sizes" in html
+    assert "us-west-1 high (dotted)" in html and "<th>priority</th>" in html
     log = demo_run.report.with_name("demo-distributor.log")
     # The function's own output (Powertools logs; EMF metrics, off in tests) goes to its log,
     # as Lambda sends it to CloudWatch, never to the console.
@@ -114,6 +134,22 @@ def test_traffic_uses_the_malformed_catalogue_and_the_one_timestamp_format() -> 
             assert parse_iso(timestamp.group(1)) is not None
     labels = [m.label for m in plan if m.kind == "malformed"]
     assert len(set(labels)) == 6  # six different mistakes, not one six times
+
+
+def test_traffic_has_its_share_of_high_priority_requests() -> None:
+    plan = plan_traffic(count=120, duplicates=10, malformed=10, seed=4, run_id="t4")
+    requests = [m for m in plan if m.kind != "malformed"]
+    for message in requests:
+        assert json.loads(message.body)["priority"] == message.priority
+    valid = [m for m in requests if m.kind == "valid"]
+    assert sum(1 for m in valid if m.priority == "high") == 10  # 10% of the 100
+    assert {m.priority for m in valid} == {"high", "normal", "low"}
+    firsts = {m.request_id: m.priority for m in valid}
+    assert all(m.priority == firsts[m.request_id] for m in requests)  # a retry keeps it
+    none = plan_traffic(count=120, duplicates=10, malformed=10, seed=4, run_id="t4", high_share=0)
+    assert not any(m.priority == "high" for m in none)
+    # The share does not change the rest of the plan (same models, same injected failures).
+    assert [m.simulate for m in none] == [m.simulate for m in plan]
 
 
 # -- the audit and the summary on a result built here ----------------------------------------
@@ -204,6 +240,7 @@ def passing_result() -> DemoResult:
         if s.planned.kind == "malformed"
     ]
     depths = {name: QueueDepth(0, 0) for name in (*REGIONS, MASTER)}
+    depths.update({f"{region} high": QueueDepth(0, 0) for region in REGIONS})
     depths[DEAD_LETTERS] = QueueDepth(len(dead), 0)
     result = DemoResult(
         settings={
@@ -226,6 +263,9 @@ def passing_result() -> DemoResult:
         final_depths=depths,
         dispositions=Counter(forwarded=len(valid), duplicate=2, dead_lettered=len(dead)),
         forwarded=Counter(e.region for e in executions if e.succeeded),
+        forwarded_high={
+            str(s.planned.request_id) for s in valid if s.planned.priority == HIGH_PRIORITY
+        },
         send_seconds=0.5,
         done_seconds=3.0,
         total_seconds=4.0,
@@ -382,9 +422,17 @@ def test_summary_and_report(tmp_path: Path) -> None:
     result = passing_result()
     summary = format_summary(result, tmp_path / "demo.html")
     assert (
-        "Sent 14 messages: 9 requests (1 fail once, 1 fail for good), 2 retries, 3 malformed"
-        in summary
+        "Sent 14 messages: 9 requests (1 fail once, 1 fail for good, 1 high-priority), "
+        "2 retries, 3 malformed" in summary
     )
+    # High-priority latency beside standard, p50/p90/p99 each, with how many requests.
+    assert re.search(
+        r"^Latency by priority: high p50 \d+\.\d\d s · p90 \d+\.\d\d s · p99 \d+\.\d\d s \(1\) \| "
+        r"standard p50 \d+\.\d\d s · p90 \d+\.\d\d s · p99 \d+\.\d\d s \(8\)$",
+        summary,
+        re.MULTILINE,
+    ), summary
+    assert "High priority: 1 requests, 1 forwarded to a high-priority queue, 1 succeeded" in summary
     assert "Dead-letter queue: 3 messages" in summary
     assert "Duplicates dropped: 2 of 2 retries" in summary
     assert re.search(r"p50 \d+\.\d\d s · p90", summary)
@@ -395,6 +443,14 @@ def test_summary_and_report(tmp_path: Path) -> None:
     assert "audit PASSED" in summary
     html = write_report(result, tmp_path / "demo.html").read_text()
     assert html.startswith("<!doctype html>") and "<svg" in html
+    assert "us-east-1 high (dotted)" in html  # both queues of each region over time
+    assert re.search(
+        r"<tr><td>high</td><td class='n'>1</td>(<td class='n'>\d+\.\d\d s</td>){3}", html
+    )
+    # A request the distributor put in a high-priority queue that was not one is called out.
+    stray = next(r for r in result.planned_requests() if r not in result.forwarded_high)
+    mixed = replace(result, forwarded_high={*result.forwarded_high, stray})
+    assert "; 1 other requests in the high-priority queues" in format_summary(mixed, None)
 
 
 def test_the_summary_shows_what_the_rescue_moved() -> None:

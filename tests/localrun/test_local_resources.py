@@ -45,6 +45,40 @@ def test_queues_have_the_templates_attributes_and_redrive(local: RunningStack) -
         assert redrive["maxReceiveCount"] == spec.region_queues[region].max_receive_count == 10
 
 
+def test_high_priority_queues_have_the_standard_queues_settings(local: RunningStack) -> None:
+    """RegionHighPriorityQueue: the template's name, the standard queue's visibility,
+    retention, long poll and redrive (the same dead-letter queue), in the region's own SQS."""
+    stack, spec = local.stack, local.stack.spec
+    assert set(stack.high_priority_queues) == set(stack.region_queues)
+    for region, url in stack.high_priority_queues.items():
+        high, standard = spec.region_high_priority_queues[region], spec.region_queues[region]
+        assert high.logical_id == "RegionHighPriorityQueue"
+        assert high.name == standard.name + "-high"
+        assert url.rsplit("/", 1)[1].startswith(high.name)
+        assert url != stack.region_queues[region]
+        client = local.sqs[region]
+        got = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        want = client.get_queue_attributes(
+            QueueUrl=stack.region_queues[region], AttributeNames=["All"]
+        )["Attributes"]
+        assert got["QueueArn"].startswith(f"arn:aws:sqs:{region}:")
+        for name in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "ReceiveMessageWaitTimeSeconds",
+            "RedrivePolicy",
+        ):
+            assert got[name] == want[name], name
+        assert dict(high.attributes) == dict(standard.attributes)
+        assert (high.dead_letter_queue, high.max_receive_count) == (
+            standard.dead_letter_queue,
+            standard.max_receive_count,
+        )
+    assert list(stack.inference_queues()) == [
+        name for region in stack.region_queues for name in (region, f"{region} high")
+    ]
+
+
 def test_each_region_queue_lives_in_its_own_region(local: RunningStack) -> None:
     for region, url in local.stack.region_queues.items():
         name = url.rsplit("/", 1)[1]
@@ -92,6 +126,8 @@ def test_the_distributor_accepts_the_environment(local: RunningStack) -> None:
     assert settings.cache_ttl == 1
     assert settings.primary_region == "us-east-1"
     assert settings.workers_table_name == local.stack.workers_table  # routing reads presence
+    assert dict(settings.high_priority_queues) == dict(local.stack.high_priority_queues)
+    assert json.loads(environ["HIGH_PRIORITY_QUEUES"]).keys() == settings.region_queues.keys()
     assert environ["AWS_ENDPOINT_URL"] == local.stack.endpoint_url
 
 
@@ -103,6 +139,7 @@ def test_the_rescue_and_the_worker_accept_their_environments(local: RunningStack
     assert rescue.stall_seconds == 3
     assert rescue.workers_table_name == stack.workers_table
     assert rescue.idempotency_table_name == stack.table_name
+    assert dict(rescue.high_priority_queues) == dict(stack.high_priority_queues)
     for region in stack.region_queues:
         environ = {**stack.worker_environ(region), "WORKER_HANDLER": "m:M"}
         worker = settings_from({}, environ)
@@ -110,6 +147,9 @@ def test_the_rescue_and_the_worker_accept_their_environments(local: RunningStack
         assert (worker.table_name, worker.table_region) == (stack.table_name, "us-east-1")
         assert worker.workers_table == stack.workers_table
         assert worker.results_bucket == stack.results_buckets[region]
+        high = environ["WORKER_HIGH_PRIORITY_QUEUE_URL"]
+        assert high == stack.high_priority_queues[region]
+        assert worker.high_priority_queue_url == high
         assert environ["AWS_ENDPOINT_URL"] == stack.endpoint_url
         assert environ["AWS_ACCESS_KEY_ID"] == "testing"
 
@@ -160,5 +200,7 @@ def test_a_stack_read_back_from_its_file_is_the_same_stack(local: RunningStack) 
     assert again.distributor_environ() == local.stack.distributor_environ()
     assert again.workers_table == local.stack.workers_table  # named beside the request table
     assert again.master_queue_arn == local.stack.master_queue_arn
+    # The stack file does not name the high-priority queues; they are found by name.
+    assert again.high_priority_queues == local.stack.high_priority_queues
     with pytest.raises(ValueError, match="table_name"):
         StackResources.from_local_stack(replace(advertised, table_name=None), load_stack_spec())
