@@ -129,9 +129,15 @@ class WorkerStack:
 
     # -- the distributor's side ----------------------------------------------------------------
     def forward(
-        self, documents: Sequence[dict[str, Any]], *, copies: int = 1, record: bool = True
+        self,
+        documents: Sequence[dict[str, Any]],
+        *,
+        copies: int = 1,
+        record: bool = True,
+        url: str | None = None,
     ) -> None:
-        """Put each request on the region queue `copies` times, as the distributor would."""
+        """Put each request on the region queue (or `url`: its high-priority queue) `copies`
+        times, as the distributor would."""
         now = time.time()
         entries = []
         for document in documents:
@@ -152,7 +158,7 @@ class WorkerStack:
         for start in range(0, len(entries), 10):
             chunk = entries[start : start + 10]
             sqs.send_message_batch(
-                QueueUrl=self.queue_url,
+                QueueUrl=url or self.queue_url,
                 Entries=[
                     {
                         "Id": str(i),

@@ -6,6 +6,7 @@ from collections import deque
 from typing import Any
 
 from orchestrator.worker.batching import BatchGatherer
+from orchestrator.worker.lanes import Lanes
 from orchestrator.worker.queue import HeldMessages
 
 
@@ -24,6 +25,8 @@ class ScriptedQueue:
     """Each receive returns the next scripted list of messages (and takes `cost` seconds)."""
 
     def __init__(self, clock: FakeClock, script: list[int], cost: float = 0.01) -> None:
+        self.url = "scripted"
+        self.lane = "standard"
         self.clock = clock
         self.script = deque(script)
         self.cost = cost
@@ -53,7 +56,7 @@ def gatherer(
     queue: ScriptedQueue, clock: FakeClock, held: HeldMessages, size: int, max_wait: float
 ) -> BatchGatherer:
     return BatchGatherer(
-        queue,
+        Lanes(queue),  # type: ignore[arg-type]
         held,
         batch_size=size,
         max_wait=max_wait,

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.worker.batch import Item
 from orchestrator.worker.heartbeat import Heartbeat
+from orchestrator.worker.lanes import Lanes
 from orchestrator.worker.metrics import WorkerMetrics
 from orchestrator.worker.outcome import Action, Outcome
 from orchestrator.worker.queue import Held, HeldMessages, QueueFailure, WorkQueue
@@ -22,7 +23,8 @@ class RecordingQueue:
         self.fail: set[str] = set()
 
     def change_visibility(self, entries):
-        self.calls.append(list(entries))
+        entries = [(held.receipt_handle, seconds) for held, seconds in entries]
+        self.calls.append(entries)
         return [
             QueueFailure(h, "ReceiptHandleIsInvalid: gone") for h, _ in entries if h in self.fail
         ]
@@ -90,7 +92,7 @@ def test_many_held_messages_take_one_call_per_ten(stack):
     sqs.meta.events.register(
         "before-call.sqs.ChangeMessageVisibilityBatch", lambda **kw: calls.append(1)
     )
-    beat = Heartbeat(queue, held, visibility_timeout=30, clock=lambda: 100.0)
+    beat = Heartbeat(Lanes(queue), held, visibility_timeout=30, clock=lambda: 100.0)
     assert beat.beat() == 23
     assert len(calls) == 3
 
@@ -124,7 +126,7 @@ class GatedQueue:
         self.gate = threading.Event()
 
     def change_visibility(self, entries):
-        entries = list(entries)
+        entries = [(held.receipt_handle, seconds) for held, seconds in entries]
         if any(seconds == 30 for _, seconds in entries):
             self.in_flight.set()
             self.gate.wait(5)

@@ -22,7 +22,8 @@ from typing import Any
 
 from orchestrator.core.errors import AWS_ERRORS, one_line
 from orchestrator.core.sqs import MAX_BATCH_ENTRIES
-from orchestrator.worker.queue import MAX_WAIT_SECONDS, Held, HeldMessages, WorkQueue
+from orchestrator.worker.lanes import Lanes
+from orchestrator.worker.queue import MAX_WAIT_SECONDS, Held, HeldMessages
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 class BatchGatherer:
     def __init__(
         self,
-        queue: WorkQueue,
+        lanes: Lanes,
         held: HeldMessages,
         *,
         batch_size: int,
@@ -39,8 +40,9 @@ class BatchGatherer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = time.sleep,
         poll_seconds: int = MAX_WAIT_SECONDS,
+        received: Callable[[str, int], Any] | None = None,
     ) -> None:
-        self._queue = queue
+        self._lanes = lanes
         self._held = held
         self.batch_size = batch_size
         self.max_wait = max_wait
@@ -48,6 +50,7 @@ class BatchGatherer:
         self._clock = clock
         self._sleep = sleep
         self.poll_seconds = poll_seconds
+        self._received = received
 
     def gather(self, stopping: Callable[[], bool]) -> list[Held]:
         """One batch (module docstring); empty when `stopping()` became true first.
@@ -86,8 +89,15 @@ class BatchGatherer:
         return batch
 
     def _receive(self, need: int, wait: int) -> list[Held]:
-        messages = self._queue.receive(min(need, MAX_BATCH_ENTRIES), wait, self.visibility_timeout)
+        queue, messages = self._lanes.receive(
+            min(need, MAX_BATCH_ENTRIES), wait, self.visibility_timeout
+        )
         now = self._clock()
-        held = [Held(message, received_at=now, extended_at=now) for message in messages]
+        held = [
+            Held(message, received_at=now, extended_at=now, queue_url=queue.url, lane=queue.lane)
+            for message in messages
+        ]
+        if held and self._received is not None:
+            self._received(queue.lane, len(held))
         self._held.add(held)
         return held

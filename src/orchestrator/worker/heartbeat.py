@@ -1,11 +1,12 @@
 """Heartbeats: keep every held message invisible while the worker holds it.
 
-dramatiq_sqs's pattern: one ``ChangeMessageVisibilityBatch`` per 10 held messages per
-interval, the extension (the full visibility timeout, V) longer than the interval. The beat
-runs every V/6 and extends the messages whose visibility was last started V/6 or more ago,
-so each is extended before a third of V has passed (at most V/6 + V/6) and never goes
-visible while held. A message whose request has passed its invocation deadline is no longer
-extended: its request fails as timed out.
+dramatiq_sqs's pattern: one ``ChangeMessageVisibilityBatch`` per 10 held messages of a queue
+per interval (each message is extended on the queue it came from), the extension (the full
+visibility timeout, V) longer than the interval. The beat runs every V/6 and extends the
+messages whose visibility was last started V/6 or more ago, so each is extended before a
+third of V has passed (at most V/6 + V/6) and never goes visible while held. A message
+whose request has passed its invocation deadline is no longer extended: its request fails as
+timed out.
 
 A short batch (shorter than V/6) is therefore never extended at all: heartbeats cost
 nothing on the happy path.
@@ -17,8 +18,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from orchestrator.worker.lanes import Lanes
 from orchestrator.worker.metrics import WorkerMetrics
-from orchestrator.worker.queue import HeldMessages, WorkQueue
+from orchestrator.worker.queue import HeldMessages
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 class Heartbeat:
     def __init__(
         self,
-        queue: WorkQueue,
+        queue: Lanes,
         held: HeldMessages,
         visibility_timeout: int,
         metrics: WorkerMetrics | None = None,
@@ -47,7 +49,7 @@ class Heartbeat:
             return 0
         try:
             failures = self._queue.change_visibility(
-                [(held.receipt_handle, self.visibility_timeout) for held in due]
+                [(held, self.visibility_timeout) for held in due]
             )
         finally:  # a settler releasing one of these waits for this call to have landed
             self._held.extended(due)

@@ -51,9 +51,16 @@ class WorkerMetrics:
             "requests finished per second, averaged over about a minute",
             registry=r,
         )
+        self.received = Counter(
+            "worker_received",
+            "messages received, by lane (standard, high)",
+            ["lane"],
+            registry=r,
+        )
         self.queue_wait = Histogram(
             "worker_queue_wait_seconds",
-            "from the request entering a region queue to its predict starting",
+            "from the request entering a region queue to its predict starting, by lane",
+            ["lane"],
             buckets=_SECONDS,
             registry=r,
         )
@@ -65,7 +72,8 @@ class WorkerMetrics:
         )
         self.end_to_end = Histogram(
             "worker_request_seconds",
-            "from the request entering a region queue to its final record",
+            "from the request entering a region queue to its final record, by lane",
+            ["lane"],
             buckets=_SECONDS,
             registry=r,
         )

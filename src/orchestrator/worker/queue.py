@@ -41,6 +41,10 @@ class Held:
     """When its visibility timeout was last (re)started: on receive, then by heartbeats."""
     stop_extending_at: float | None = None
     """Set when its request starts running: the invocation deadline."""
+    queue_url: str = ""
+    """The queue it came from: its visibility changes and its delete go there."""
+    lane: str = "standard"
+    """``standard`` or ``high`` (metrics and logs)."""
 
     @property
     def receipt_handle(self) -> str:
@@ -125,8 +129,9 @@ class QueueFailure:
 class WorkQueue:
     """Receive, change visibility and delete on one region queue."""
 
-    def __init__(self, queue_url: str, client: SQSClient) -> None:
+    def __init__(self, queue_url: str, client: SQSClient, lane: str = "standard") -> None:
         self.url = queue_url
+        self.lane = lane
         self._client = client
 
     def receive(

@@ -47,6 +47,7 @@ import queue
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ from orchestrator.worker.config import WorkerSettings
 from orchestrator.worker.exceptions import FailureCode, PermanentError
 from orchestrator.worker.handler import Model
 from orchestrator.worker.heartbeat import Heartbeat
+from orchestrator.worker.lanes import HIGH, Lanes
 from orchestrator.worker.metrics import HealthServer, WorkerMetrics
 from orchestrator.worker.notify import Notifier
 from orchestrator.worker.outcome import (
@@ -152,8 +154,10 @@ class Worker:
 
         self.held = HeldMessages()
         self.queue = WorkQueue(settings.queue_url, clients.sqs)
+        high = settings.high_priority_queue_url
+        self.lanes = Lanes(self.queue, WorkQueue(high, clients.sqs, HIGH) if high else None)
         self.gatherer = BatchGatherer(
-            self.queue,
+            self.lanes,
             self.held,
             batch_size=settings.batch_size,
             max_wait=settings.max_wait,
@@ -161,9 +165,10 @@ class Worker:
             clock=monotonic,
             sleep=self._sleep_unless_aborted,
             poll_seconds=settings.poll_seconds if poll_seconds is None else poll_seconds,
+            received=lambda lane, count: self.metrics.received.labels(lane).inc(count),
         )
         self.heartbeat = Heartbeat(
-            self.queue, self.held, settings.visibility_timeout, self.metrics, monotonic
+            self.lanes, self.held, settings.visibility_timeout, self.metrics, monotonic
         )
         self.ledger = RunLedger(
             settings.table_name,
@@ -183,7 +188,7 @@ class Worker:
         self._closed = threading.Event()
         self.settler = Settler(
             ledger=self.ledger,
-            queue=self.queue,
+            queue=self.lanes,
             held=self.held,
             results=ResultStore(
                 clients.s3,
@@ -280,6 +285,7 @@ class Worker:
             "worker started",
             extra={
                 "queue_url": self.settings.queue_url,
+                "high_priority_queue_url": self.settings.high_priority_queue_url,
                 "batch_size": self.settings.batch_size,
                 "http_port": self.http.port if self.http else None,
             },
@@ -564,7 +570,8 @@ class Worker:
         for item in items:
             item.held.stop_extending_at = started + self.settings.invocation_timeout
             if item.entered_queue_at:
-                self.metrics.queue_wait.observe(max(now - item.entered_queue_at, 0.0))
+                wait = max(now - item.entered_queue_at, 0.0)
+                self.metrics.queue_wait.labels(item.held.lane).observe(wait)
         self._busy = len(items)
         self.metrics.running.set(len(items))
         self.metrics.batches.inc()
@@ -817,7 +824,7 @@ class Worker:
         if not batch:
             return
         self.held.release(batch)  # first: no heartbeat may re-hide them after the 0
-        failures = self.queue.change_visibility([(h.receipt_handle, 0) for h in batch])
+        failures = self.lanes.change_visibility([(h, 0) for h in batch])
         for failed in failures:
             logger.warning("hand-back failed (visible again after the timeout): %s", failed.reason)
         for held in batch:
@@ -827,7 +834,11 @@ class Worker:
             "handed back %d messages (%s)",
             len(batch),
             why,
-            extra={"request_ids": [request_id_of(h) for h in batch], "reason": why},
+            extra={
+                "request_ids": [request_id_of(h) for h in batch],
+                "reason": why,
+                "lanes": dict(Counter(h.lane for h in batch)),
+            },
         )
 
     def _release_zombies(self) -> None:

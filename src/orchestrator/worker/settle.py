@@ -13,8 +13,8 @@ Order, and why:
    another worker holds a newer claim: the message is left to it;
 5. **releases** of retried requests' leases (failure path only), in parallel;
 6. **the queue**: one DeleteMessageBatch per 10 finished messages, one
-   ChangeMessageVisibilityBatch per 10 retried or deferred ones — copies of a request in the
-   same batch share its fate;
+   ChangeMessageVisibilityBatch per 10 retried or deferred ones, per queue (each message goes
+   back to the lane it came from) — copies of a request in the same batch share its fate;
 7. **notifications**, on their own threads: they never delay or fail a request.
 """
 
@@ -34,10 +34,11 @@ from orchestrator.core.errors import AWS_ERRORS, error_code, one_line
 from orchestrator.core.record import RequestStatus
 from orchestrator.core.sqs import chunks, send_chunk
 from orchestrator.worker.exceptions import InferenceError
+from orchestrator.worker.lanes import Lanes
 from orchestrator.worker.metrics import WorkerMetrics
 from orchestrator.worker.notify import Notifier
 from orchestrator.worker.outcome import Action, Outcome
-from orchestrator.worker.queue import Held, HeldMessages, WorkQueue
+from orchestrator.worker.queue import Held, HeldMessages
 from orchestrator.worker.records import FencedError, Lease, RunLedger
 from orchestrator.worker.results import ResultStore, encode
 
@@ -65,7 +66,7 @@ class Settler:
         self,
         *,
         ledger: RunLedger,
-        queue: WorkQueue,
+        queue: Lanes,
         held: HeldMessages,
         results: ResultStore,
         notifier: Notifier,
@@ -267,12 +268,10 @@ class Settler:
         # Released before the queue calls: a heartbeat must not re-hide a retry for the
         # whole visibility timeout after its backoff was set.
         self._held.release(settled)
-        for failure in self._queue.delete([h.receipt_handle for h in deletes]):
+        for failure in self._queue.delete(deletes):
             logger.warning("delete failed (the copy comes back as a duplicate): %s", failure.reason)
             self._metrics.aws_errors.labels("sqs.delete_message_batch").inc()
-        for failure in self._queue.change_visibility(
-            [(h.receipt_handle, delay) for h, delay in changes]
-        ):
+        for failure in self._queue.change_visibility(changes):
             logger.warning("visibility change failed: %s", failure.reason)
             self._metrics.aws_errors.labels("sqs.change_message_visibility_batch").inc()
         for held in settled:
@@ -289,12 +288,14 @@ class Settler:
     # -- metrics and logs -----------------------------------------------------------------------
     def _account(self, outcomes: Sequence[Outcome]) -> None:
         counts: Counter[str] = Counter()
+        lanes: Counter[str] = Counter()
         now = self._clock()
         for outcome in outcomes:
             label = outcome.label or _LABELS[outcome.action]
             if outcome.action is Action.DELETE and outcome.record is not None:
                 label = "expired"
             counts[label] += 1 + len(outcome.item.followers)
+            lanes[outcome.item.held.lane] += 1
             if outcome.action in (Action.FAIL, Action.RETRY, Action.DEAD_LETTER):
                 self._metrics.failures.labels(outcome.code or "UNKNOWN").inc()
                 logger.warning(
@@ -307,11 +308,14 @@ class Settler:
                         "request_id": outcome.item.request_id,
                         "error_code": outcome.code,
                         "retry_in": outcome.delay if outcome.action is Action.RETRY else None,
+                        "lane": outcome.item.held.lane,
                     },
                 )
             entered = outcome.item.entered_queue_at
             if outcome.record is not None and outcome.record.status.is_final and entered:
-                self._metrics.end_to_end.observe(max(now - entered, 0.0))
+                self._metrics.end_to_end.labels(outcome.item.held.lane).observe(
+                    max(now - entered, 0.0)
+                )
         for label, count in counts.items():
             self._metrics.requests.labels(label).inc(count)
         finished = counts["succeeded"] + counts["failed"]
@@ -322,6 +326,7 @@ class Settler:
             extra={
                 "request_ids": [o.item.request_id for o in outcomes],
                 "outcomes": dict(counts),
+                "lanes": dict(lanes),
             },
         )
 
