@@ -24,8 +24,9 @@ its item every `HEARTBEAT_SECONDS` and at start, marks it draining when it stops
 and deletes it when it exits; one that is killed simply stops writing and drops out of
 `live_capacity` within `TTL_SECONDS`.
 
-Cost: one PutItem per worker per 15 s, whatever the request rate; one Query per region per
-read (a region's items share a partition).
+Cost: one PutItem per worker per `HEARTBEAT_SECONDS` (5 s: 17,280 a day, about $0.011 a day
+per worker on demand), whatever the request rate; one Query per region per read (a region's
+items share a partition).
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ from orchestrator.core.errors import AWS_ERRORS, AwsUnavailableError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-HEARTBEAT_SECONDS = 15.0
-"""How often a live worker rewrites its item."""
-TTL_SECONDS = 3 * HEARTBEAT_SECONDS + 5
-"""How long an item counts after its last write: three missed heartbeats and a margin."""
+HEARTBEAT_SECONDS = 5.0
+"""How often a live worker rewrites its item. Short because a worker killed without notice
+keeps attracting traffic until its item expires: the routing simulator's hard-loss scenario
+sends about 2.5 x the detection floor to a dead region with a 50 s TTL, about 1.7 x (TTL 10 s)
+and 1.1 x (TTL 60 s) with a 15 s one (docs/routing.md). Cost: 17,280 PutItems (1 WRU each)
+per worker per day."""
+TTL_SECONDS = 2 * HEARTBEAT_SECONDS + 5
+"""How long an item counts after its last write (15 s): one lost write is absorbed whole, a
+second by the 5 s margin (write latency, clock skew between the worker and the reader)."""
 
 
 def table_definition() -> dict[str, Any]:
