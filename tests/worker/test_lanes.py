@@ -240,3 +240,10 @@ def test_the_high_lane_needs_nothing_when_not_configured(stack, start_worker):
     handle = start_worker(RecordingModel())
     assert handle.worker.lanes.high is None
     assert [q.url for q in handle.worker.lanes.queues] == [stack.queue_url]
+
+
+def test_a_take_starts_no_receive_once_stopping():
+    subject, high, standard = lanes(high=0, standard=0)
+    _, got = subject.receive(10, 20, 30, lambda: bool(high.receives))  # stops during the 1st
+    assert got == [] and high.receives == [(10, 0)]
+    assert standard.receives == []  # no long poll on standard after the stop

@@ -459,6 +459,7 @@ def test_a_message_caught_by_the_open_poll_after_sigterm_is_handed_back_at_once(
         poll_started.clear()
         assert poll_started.wait(5)  # a long poll of up to 3 s is open now
         worker.request_stop()
+        wait_until(lambda: not worker.ready, 2)  # stopping: the receiver knows from now on
         document = make_request()
         stack.forward([document])
         assert handle.stop() == 0
@@ -466,3 +467,33 @@ def test_a_message_caught_by_the_open_poll_after_sigterm_is_handed_back_at_once(
     assert stack.depth() == (1, 0)  # ... and it is visible again, not hidden for 60 s
     assert worker.metrics.requests.labels("handed_back")._value.get() == 1
     assert stack.record(document["request_id"]).status is RequestStatus.FORWARDED
+
+
+def test_a_message_another_stopping_worker_handed_back_is_parked_not_passed_on(stack):
+    """Ping-pong in a draining region: a message caught by the open poll after SIGTERM that was
+    received before (another stopping worker handed it back) stays hidden until every poll open
+    at that stop has ended, instead of feeding the next stopping worker's poll."""
+    document = make_request()
+    stack.forward([document])
+    sqs = stack.client("sqs")
+    [first] = sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=60)["Messages"]
+    clients = stack.clients()
+    poll_started = threading.Event()
+    clients.sqs.meta.events.register(
+        "before-call.sqs.ReceiveMessage", lambda **_: poll_started.set()
+    )
+    worker = Worker(stack.settings(poll_seconds=2), RecordingModel(), clients)
+    with RunningWorker(worker) as handle:
+        poll_started.clear()
+        assert poll_started.wait(5)
+        worker.request_stop()
+        wait_until(lambda: not worker.ready, 2)  # stopping: the receiver knows from now on
+        sqs.change_message_visibility(  # the other worker's hand-back
+            QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+        )
+        assert handle.stop() == 0
+    stopped = time.monotonic()
+    assert worker.metrics.requests.labels("handed_back")._value.get() == 1
+    assert stack.depth() == (0, 1)  # parked for --poll-seconds + 1
+    wait_until(lambda: stack.depth() == (1, 0), 6)
+    assert time.monotonic() - stopped >= 1.0

@@ -63,7 +63,7 @@ class BatchGatherer:
         while not batch:
             if stopping():
                 return batch
-            batch += self._receive(self.batch_size, self.poll_seconds)
+            batch += self._receive(self.batch_size, self.poll_seconds, stopping)
         deadline = batch[0].received_at + self.max_wait
         last_returned = True
         while len(batch) < self.batch_size and not stopping():
@@ -73,13 +73,13 @@ class BatchGatherer:
             need = self.batch_size - len(batch)
             try:
                 if remaining >= 1:
-                    got = self._receive(need, int(remaining))
+                    got = self._receive(need, int(remaining), stopping)
                 elif last_returned:
-                    got = self._receive(need, 0)
+                    got = self._receive(need, 0, stopping)
                 else:
                     self._sleep(remaining)  # a stop wakes it: then nothing more is received
                     if not stopping():
-                        batch += self._receive(need, 0)
+                        batch += self._receive(need, 0, stopping)
                     break
             except AWS_ERRORS as exc:
                 logger.warning("receive failed while filling a batch: %s", one_line(exc))
@@ -88,9 +88,9 @@ class BatchGatherer:
             batch += got
         return batch
 
-    def _receive(self, need: int, wait: int) -> list[Held]:
+    def _receive(self, need: int, wait: int, stopping: Callable[[], bool]) -> list[Held]:
         queue, messages = self._lanes.receive(
-            min(need, MAX_BATCH_ENTRIES), wait, self.visibility_timeout
+            min(need, MAX_BATCH_ENTRIES), wait, self.visibility_timeout, stopping
         )
         now = self._clock()
         held = [

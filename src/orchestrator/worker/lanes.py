@@ -36,7 +36,7 @@ to that queue, in batches of 10 per queue.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.worker.queue import Held, QueueFailure, WorkQueue
@@ -84,9 +84,14 @@ class Lanes:
         return [self.standard] if self.high is None else [self.high, self.standard]
 
     def receive(
-        self, max_messages: int, wait_seconds: int, visibility_timeout: int
+        self,
+        max_messages: int,
+        wait_seconds: int,
+        visibility_timeout: int,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> tuple[WorkQueue, list[dict[str, Any]]]:
-        """One take: the queue it came from and its messages (possibly none)."""
+        """One take: the queue it came from and its messages (possibly none). A take that
+        needs more than one receive makes none after `stopping()` turned true."""
         if self.high is None:
             return self.standard, self.standard.receive(
                 max_messages, wait_seconds, visibility_timeout
@@ -98,11 +103,15 @@ class Lanes:
                 self.rule.took_standard()
                 return self.standard, got
             standard_waiting = False
+            if stopping():
+                return self.standard, []
         got = self.high.receive(max_messages, 0, visibility_timeout)
         if got:
             self.rule.took_high(standard_waiting=standard_waiting)
             return self.high, got
         self.rule.took_standard()
+        if stopping():  # above all, no new long poll once the worker is stopping
+            return self.standard, []
         wait = min(wait_seconds, IDLE_LOOK_SECONDS)
         return self.standard, self.standard.receive(max_messages, wait, visibility_timeout)
 

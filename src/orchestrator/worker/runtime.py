@@ -382,7 +382,7 @@ class Worker:
             backoff = 1.0
             if self._stopping.is_set():  # the poll returned after the stop began
                 self._slot.release()
-                self._hand_back(batch, "received while stopping")
+                self._hand_back(batch, "received while stopping", after_stop=True)
                 continue
             runnable = self._prepare(batch)
             with self._lock:
@@ -820,11 +820,18 @@ class Worker:
         for future in [self._io.submit(release, lease) for lease in leases]:
             future.result()
 
-    def _hand_back(self, batch: Sequence[Held], why: str) -> None:
+    def _hand_back(self, batch: Sequence[Held], why: str, *, after_stop: bool = False) -> None:
+        """Make the messages visible again at once. `after_stop`: a poll that was open when the
+        stop began brought them; one already received before (most likely handed back by
+        another stopping worker) is parked until every poll open at its stop has ended, so
+        the stopping workers of a draining region do not pass it around, each receive
+        counting toward the queue's maxReceiveCount."""
         if not batch:
             return
-        self.held.release(batch)  # first: no heartbeat may re-hide them after the 0
-        failures = self.lanes.change_visibility([(h, 0) for h in batch])
+        park = self.gatherer.poll_seconds + 1
+        delays = [(h, park if after_stop and receive_count(h) > 1 else 0) for h in batch]
+        self.held.release(batch)  # first: no heartbeat may re-hide them after the change
+        failures = self.lanes.change_visibility(delays)
         for failed in failures:
             logger.warning("hand-back failed (visible again after the timeout): %s", failed.reason)
         for held in batch:
@@ -838,6 +845,7 @@ class Worker:
                 "request_ids": [request_id_of(h) for h in batch],
                 "reason": why,
                 "lanes": dict(Counter(h.lane for h in batch)),
+                "parked": sum(1 for _, delay in delays if delay),
             },
         )
 
@@ -905,6 +913,15 @@ def request_id_of(held: Held) -> str | None:
     attributes = held.message.get("MessageAttributes") or {}
     value = (attributes.get("request_id") or {}).get("StringValue")
     return str(value) if value else readable_request_id(str(held.message.get("Body", "")))
+
+
+def receive_count(held: Held) -> int:
+    """SQS's ApproximateReceiveCount of the message (1 on its first receive)."""
+    attributes = held.message.get("Attributes") or {}
+    try:
+        return int(attributes.get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def future_wait(future: Future[Any], seconds: float) -> None:
