@@ -27,6 +27,7 @@ from typing import Any
 from localrun.function_log import FunctionLog
 from localrun.lambda_runtime import LambdaContext
 from orchestrator.core.loop import BackgroundLoop
+from orchestrator.rescue.lanes import region_of
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,22 @@ class RescueRun:
     report: Mapping[str, Any]
     """What the function returned (`RunReport.as_dict`)."""
 
+    # The function reports per lane (``us-east-1``, ``us-east-1:high``); these fold both lanes
+    # of a region into the region.
     @property
     def stranded(self) -> Mapping[str, str]:
-        """Stranded region -> reason."""
-        return dict(self.report.get("stranded") or {})
+        """Stranded region (either of its queues) -> reason."""
+        found: dict[str, str] = {}
+        for lane, reason in (self.report.get("stranded") or {}).items():
+            found.setdefault(region_of(lane), reason)
+        return found
 
     def moved(self) -> Counter[tuple[str, str]]:
         """Messages moved whose record now names the target, by (from region, to region)."""
         moved: Counter[tuple[str, str]] = Counter()
         for source, outcome in (self.report.get("regions") or {}).items():
             for target, count in (outcome.get("moved") or {}).items():
-                moved[(source, target)] += int(count)
+                moved[(region_of(source), region_of(target))] += int(count)
         return moved
 
     def rescued(self) -> Counter[str]:
@@ -56,8 +62,9 @@ class RescueRun:
         SIGTERM after claiming it), and those without a record (``unrecorded``)."""
         taken: Counter[str] = Counter()
         for source, outcome in (self.report.get("regions") or {}).items():
-            taken[source] += sum(int(n) for n in (outcome.get("moved") or {}).values())
-            taken[source] += int(outcome.get("superseded", 0)) + int(outcome.get("unrecorded", 0))
+            region = region_of(source)
+            taken[region] += sum(int(n) for n in (outcome.get("moved") or {}).values())
+            taken[region] += int(outcome.get("superseded", 0)) + int(outcome.get("unrecorded", 0))
         return taken
 
 

@@ -8,6 +8,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -278,12 +279,19 @@ def test_local_stack_serves_until_sigint(
             (session.client("sqs", region_name=region), url)
             for region, url in document["region_queues"].items()
         ]
+        # The stack file has no high-priority queues; the banner exports them.
+        exported = next(line for line in lines if line.startswith("export HIGH_PRIORITY_QUEUES="))
+        high = json.loads(shlex.split(exported.split("=", 1)[1])[0])
+        assert set(high) == set(document["region_queues"])
+        queues += [(session.client("sqs", region_name=r), url) for r, url in high.items()]
         send = aws_command(lines, "send-message")
+        body = send[send.index("--message-body") + 1]
         if shutil.which("aws"):  # the printed command, with the AWS CLI installed here
             subprocess.run(send, check=True, capture_output=True, timeout=60)
         else:
-            body = send[send.index("--message-body") + 1]
             queues[0][0].send_message(QueueUrl=queues[0][1], MessageBody=body)
+        urgent = {**json.loads(body), "request_id": "urgent-1", "priority": "high"}
+        queues[0][0].send_message(QueueUrl=queues[0][1], MessageBody=json.dumps(urgent))
         # Forwarded before it leaves the master queue, deleted by a worker once done: the
         # request is somewhere in these queues until it has been processed.
         assert wait_until(lambda: sum(sum(depth(c, url)) for c, url in queues) == 0, timeout=15)
@@ -309,7 +317,9 @@ def test_local_stack_serves_until_sigint(
     assert first.returncode == 0, output
     assert f"export AWS_ENDPOINT_URL={document['endpoint_url']}" in output
     assert "export AWS_ACCESS_KEY_ID=testing" in output
-    assert "fwd 1 done 1 workers 1 cap 8 busy" in output  # forwarded, run, live workers
+    # forwarded, run (both queues: the urgent one may have run in the same region), workers
+    assert re.search(r"fwd 1 done [12] workers 1 cap 8 busy", output), output
+    assert re.search(r"\| us-[a-z]+-\d high 0\+0 fwd 1 \|", output), output  # the urgent one
     assert "# logs: distributor " in output and "local-workers/" in output
     assert "stopping: pollers, rescue, workers (SIGTERM: they drain), server" in output
     worker_logs = list((tmp_path / "local-workers").glob("*.log"))

@@ -474,6 +474,18 @@ def test_the_summary_shows_what_the_rescue_moved() -> None:
         "Rescue: 2 runs, every 2 s; us-east-1 stranded (no-consumers) at 3.5 s, 10 messages moved "
         "(us-west-1 2, us-west-2 5, 3 superseded: a worker had claimed their record)"
     ) in summary
+    # The function reports each lane; a region's two queues are one region here.
+    lanes = {
+        "stranded": {"us-east-1": "no-consumers", "us-east-1:high": "no-consumers"},
+        "regions": {
+            "us-east-1": {"moved": {"us-west-2": 4}, "superseded": 1},
+            "us-east-1:high": {"moved": {"us-west-2:high": 1, "us-west-1:high": 2}},
+        },
+    }
+    run = RescueRun(2.0, lanes)
+    assert run.stranded == {"us-east-1": "no-consumers"}
+    assert run.moved() == {("us-east-1", "us-west-2"): 5, ("us-east-1", "us-west-1"): 2}
+    assert run.rescued() == {"us-east-1": 8}
     assert re.search(r"^  us-east-1 .*\(workers stopped at 1.5 s\)$", summary, re.MULTILINE)
 
 
