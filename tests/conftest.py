@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import boto3
 import pytest
+
+# A shell that starts a job in the background (nohup ... &, some CI runners) makes it ignore
+# SIGINT, and children inherit that: Python then never raises KeyboardInterrupt. The tests
+# that press Ctrl-C (in-process and in subprocesses) need the terminal's usual behaviour.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Never reach a real account from a test, whatever the developer's shell has.
 os.environ.update(
