@@ -85,6 +85,12 @@ def all_final(stack: WorkerStack, count: int) -> bool:
     return len(found) >= count and all(r.status.is_final for r in found.values())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settled(stack: WorkerStack, log: Path, request_ids: list[str]) -> bool:
     """Cheap enough to poll without slowing moto down: the execution log and one
     GetQueueAttributes (a table scan every half second would compete with the worker)."""
@@ -136,8 +142,9 @@ def stop_all(workers: list[WorkerProcess]) -> None:
 
 # -- (a) batching ------------------------------------------------------------------------------
 def batching(
-    server: Any, sizes: list[int], backlog: int, rate: float, seconds: float
+    servers: list[Any], sizes: list[int], backlog: int, rate: float, seconds: float
 ) -> dict[int, dict[str, float]]:
+    server = servers[0]
     results: dict[int, dict[str, float]] = {}
     for size in sizes:
         stack = create_stack(boto3.session.Session())
@@ -146,9 +153,16 @@ def batching(
         worker = spawn(
             stack, server, log, "--batch-size", str(size), "--max-wait", "0.05"
         ).wait_started()
-        feed(stack, documents)
+        forwarded_records(stack, documents)
+        processes = [s.process.pid for s in servers]
+        cpu_before = [cpu_seconds(pid) for pid in [*processes, worker.pid]]
+        began = time.monotonic()
+        feed(stack, documents, records_written=True)
         ids = [d["request_id"] for d in documents]
         wait_until(lambda s=stack, g=log, i=ids: settled(s, g, i), 600, 0.5)  # type: ignore[misc]
+        wall = time.monotonic() - began
+        cpu_after = [cpu_seconds(pid) for pid in [*processes, worker.pid]]
+        cores = [(a - b) / wall for a, b in zip(cpu_after, cpu_before, strict=True)]
         events = read_log(str(log))
         first = min(e["at"] for e in events if e["event"] == "start")
         last = max(e["at"] for e in events if e["event"] == "end")
@@ -169,21 +183,62 @@ def batching(
             "service_p99": percentile(service, 99),
             "e2e_p50": percentile(paced, 50),
             "e2e_p99": percentile(paced, 99),
+            "emulator_cores": sum(cores[:-1]),
+            "busiest_emulator_cores": max(cores[:-1]),
+            "worker_cores": cores[-1],
         }
     return results
 
 
-def feed(stack: WorkerStack, documents: list[dict[str, Any]], keep: int = 60) -> None:
-    """Keep about `keep` requests waiting until all are sent: the worker never runs dry,
-    and the queue stays small (moto's receive slows down as a queue fills)."""
+def feed(
+    stack: WorkerStack,
+    documents: list[dict[str, Any]],
+    keep: int = 60,
+    records_written: bool = False,
+) -> None:
+    """Write every FORWARDED record first (BatchWriteItem, before the clock matters), then
+    keep about `keep` messages waiting until all are sent: the worker never runs dry, the
+    queue stays small (moto's receive slows down as a queue fills), and the distributor's
+    writes do not compete with the worker's for moto's one DynamoDB lock."""
+    if not records_written:
+        forwarded_records(stack, documents)
     pending = list(documents)
+    deadline = time.monotonic() + 600
     while pending:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers stopped taking messages (did one exit?)")
         visible, _ = stack.depth()
         if visible < keep:
             chunk, pending = pending[:keep], pending[keep:]
-            stack.forward(chunk)
+            stack.forward(chunk, record=False)
         else:
             time.sleep(0.1)
+
+
+def forwarded_records(stack: WorkerStack, documents: list[dict[str, Any]]) -> None:
+    from orchestrator.core.request import parse_request
+    from orchestrator.core.timefmt import iso_utc
+
+    ddb = stack.client("dynamodb", PRIMARY)
+    now = time.time()
+    items = []
+    for document in documents:
+        parsed = parse_request(json.dumps(document))
+        record = RequestRecord(
+            request_id=document["request_id"],
+            status=RequestStatus.FORWARDED,
+            message_id=f"master-{document['request_id']}",
+            payload_hash=parsed.payload_hash,
+            region="us-west-2",
+            priority="normal",
+            model_name=document["model_name"],
+            forwarded_at=iso_utc(now),
+            lease_expires_at=int(now) + 60,
+            expires_at=int(now) + 86_400,
+        )
+        items.append({"PutRequest": {"Item": record.to_item()}})
+    for start in range(0, len(items), 25):
+        ddb.batch_write_item(RequestItems={stack.table_name: items[start : start + 25]})
 
 
 def paced_latency(stack: WorkerStack, log: Path, rate: float, seconds: float) -> list[float]:
@@ -406,14 +461,23 @@ def main() -> None:
     parts = set(args.only.split(","))
 
     server = MotoServerProcess()
+    tables = MotoServerProcess()  # DynamoDB on its own emulator process (see docs/benchmarks.md)
     os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = tables.endpoint_url
     python = sys.version.split()[0]
-    print(f"moto server {server.endpoint_url}; Python {python}; {os.cpu_count()} cores")
+    print(
+        f"moto servers: SQS, S3, SNS {server.endpoint_url}; DynamoDB {tables.endpoint_url}; "
+        f"Python {python}; {os.cpu_count()} cores"
+    )
     try:
         if "a" in parts:
-            report_batching(
-                batching(server, [1, 4, 10], args.requests, args.rate, args.paced_seconds), args
-            )
+            sizes = [1, 4, 10]
+            split = batching([server, tables], sizes, args.requests, args.rate, args.paced_seconds)
+            report_batching(split, args, "DynamoDB on a second moto server")
+            del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+            shared = batching([server], sizes, args.requests, args.rate, args.paced_seconds)
+            report_batching(shared, args, "one moto server for everything")
+            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = tables.endpoint_url
         if "b" in parts:
             report_cost(cost(server, args.requests))
         if "c" in parts:
@@ -434,17 +498,20 @@ def main() -> None:
             )
     finally:
         server.stop()
+        tables.stop()
 
 
-def report_batching(results: dict[int, dict[str, float]], args: argparse.Namespace) -> None:
+def report_batching(
+    results: dict[int, dict[str, float]], args: argparse.Namespace, topology: str
+) -> None:
     print(
-        f"\n(a) batching: model {CALL_SECONDS * 1000:.0f} ms per call + {ITEM_SECONDS * 1000:.0f} "
-        f"ms per item; {args.requests} requests kept queued; paced run {args.rate:g}/s for "
-        f"{args.paced_seconds:g} s; --max-wait 0.05"
+        f"\n(a) batching, {topology}: model {CALL_SECONDS * 1000:.0f} ms per call + "
+        f"{ITEM_SECONDS * 1000:.0f} ms per item; {args.requests} requests kept queued; "
+        f"paced run {args.rate:g}/s for {args.paced_seconds:g} s; --max-wait 0.05"
     )
     print(
-        "batch  mean  throughput/s  vs batch 1   in-worker p50/p99 ms"
-        "   end-to-end p50/p99 ms (paced)"
+        "batch  mean  throughput/s  vs batch 1   in-worker p50/p99 ms   end-to-end p50/p99 ms"
+        "   CPU cores: emulator (busiest) / worker"
     )
     base = results[1]["throughput"]
     for size, r in results.items():
@@ -452,6 +519,8 @@ def report_batching(results: dict[int, dict[str, float]], args: argparse.Namespa
             f"{size:5d} {r['mean_batch']:5.1f} {r['throughput']:13.1f} "
             f"{r['throughput'] / base:10.2f}x   {ms(r['service_p50'])} / {ms(r['service_p99'])}"
             f"      {ms(r['e2e_p50'])} / {ms(r['e2e_p99'])}"
+            f"      {r['emulator_cores']:.2f} ({r['busiest_emulator_cores']:.2f}) / "
+            f"{r['worker_cores']:.2f}"
         )
 
 
