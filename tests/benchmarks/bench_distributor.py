@@ -62,15 +62,11 @@ class InlineExecutor(Executor):
         return future
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def run(batches: int, *, latency: bool, sequential: bool) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
+    from orchestrator.core.stats import percentile
     from orchestrator.distributor.handler import build_distributor
     from support.faults import Faults, FaultySession
     from support.records import FakeContext, event, valid_records
@@ -107,7 +103,7 @@ def run(batches: int, *, latency: bool, sequential: bool) -> dict[str, Any]:
         calls = Counter(f"{service}.{op}" for service, op, _ in faults.calls)
         return {
             "median": statistics.median(timings),
-            "p90": percentile(timings, 0.9),
+            "p90": percentile(timings, 90),
             "forwarded": messages,
             "failures": failures,
             "per_1000": {op: n * 1000 / messages for op, n in sorted(calls.items())},

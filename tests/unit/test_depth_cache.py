@@ -5,6 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from orchestrator.core.depth import DepthCache
 from orchestrator.core.health import RegionHealth
@@ -20,7 +21,7 @@ class FakeSqs:
         if self.wait:
             self.wait.wait(timeout=2)
         if self.fail:
-            raise ConnectionError("down")
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-west-2.amazonaws.com")
         return {
             "Attributes": {
                 "ApproximateNumberOfMessages": str(self.visible),
@@ -132,7 +133,7 @@ class Presence:
     def __call__(self):
         self.calls += 1
         if self.fail:
-            raise ConnectionError("presence table unreachable")
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
         return self.reading
 
 
@@ -217,3 +218,20 @@ def test_without_presence_a_fall_of_in_flight_under_a_backlog_is_a_preemption(po
     clients["a"].visible, clients["a"].in_flight = 30, 2  # a backlog, and only two at work
     clock.now = 40
     assert by_region(cache)["a"].since_drop == 0
+
+
+def test_a_defect_while_reading_depths_surfaces_instead_of_marking_the_region_stale():
+    """A TypeError is a bug, not an outage: it must reach the handler (which hands the batch
+    back), never be taken for a region whose figures are merely stale."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.core.depth import DepthCache
+
+    class Buggy:
+        def get_queue_attributes(self, **_):
+            raise TypeError("unexpected keyword argument")
+
+    with ThreadPoolExecutor(2) as executor:
+        cache = DepthCache({"us-east-1": "url"}, {"us-east-1": Buggy()}, 10.0, executor)
+        with pytest.raises(TypeError):
+            cache.refresh()

@@ -26,6 +26,7 @@ from orchestrator.core.routing import (
     smooth_capacity_weights,
     trust,
 )
+from orchestrator.core.stats import percentile
 
 REGIONS = ["us-east-1", "us-west-2", "us-west-1", "eu-west-1"]
 
@@ -344,11 +345,6 @@ CAPACITIES = {"us-east-1": 4, "us-west-2": 2, "us-west-1": 1}
 CACHED = ["smooth-capacity", "expected-wait"]
 
 
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]
-
-
 @pytest.mark.parametrize("strategy", CACHED)
 def test_at_full_load_shares_follow_capacity_and_waits_stay_short(strategy):
     regions = simulate(CAPACITIES, arrivals=7, strategy=strategy)
@@ -356,7 +352,7 @@ def test_at_full_load_shares_follow_capacity_and_waits_stay_short(strategy):
     for name, capacity in CAPACITIES.items():
         assert abs(regions[name].received / total - capacity / 7) < 0.03
     waits = [w for r in regions.values() for w in r.waits]
-    assert percentile(waits, 0.99) < 15
+    assert percentile(waits, 99) < 15
 
 
 @pytest.mark.parametrize("strategy", CACHED)
@@ -364,7 +360,7 @@ def test_capacity_aware_strategies_beat_the_published_formula_on_the_small_regio
     ours = simulate(CAPACITIES, arrivals=6, strategy=strategy)
     published = simulate(CAPACITIES, arrivals=6, strategy="inverse-depth")
     small = "us-west-1"
-    assert percentile(ours[small].waits, 0.9) * 2 < percentile(published[small].waits, 0.9)
+    assert percentile(ours[small].waits, 90) * 2 < percentile(published[small].waits, 90)
 
 
 @pytest.mark.parametrize("strategy", CACHED)

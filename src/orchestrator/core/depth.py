@@ -31,6 +31,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core.errors import AWS_ERRORS
 from orchestrator.core.routing import RegionLoad
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class DepthCache:
             try:
                 visible, in_flight = future.result()
                 high = high_futures[region].result() if region in high_futures else (0, 0)
-            except Exception as exc:  # any failure: keep the last figures
+            except AWS_ERRORS as exc:  # AWS failed: keep the last figures (a defect raises)
                 logger.warning("depth refresh failed for %s: %s", region, exc)
                 results[region] = None
             else:
@@ -219,6 +220,6 @@ def _presence_result(future: Future[Mapping[str, float]] | None) -> Mapping[str,
         return None
     try:
         return future.result()
-    except Exception as exc:  # presence is an optimisation: fall back to the queue counts
+    except AWS_ERRORS as exc:  # presence is an optimisation: fall back to the queue counts
         logger.warning("presence read failed; routing on queue counts: %s", exc)
         return None

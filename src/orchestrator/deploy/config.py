@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from orchestrator.core.regions import is_region_name
+
 REPO_ROOT = Path(__file__).resolve().parents[3]  # a source checkout: src/orchestrator/deploy
 INFRASTRUCTURE = REPO_ROOT / "infrastructure"
 PRIMARY_TEMPLATE = INFRASTRUCTURE / "template.yaml"
@@ -22,7 +24,6 @@ K8S_OUT = REPO_ROOT / "build" / "k8s"
 
 ENVIRONMENTS = ("dev", "prod")
 PROJECT_TAG = "inference-orchestrator"
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # Parameters of region.yaml that must not be copied from the primary stack's settings:
 # an SNS topic ARN belongs to one region.
 REGION_LOCAL_PARAMETERS = frozenset({"AlarmTopicArn"})
@@ -55,7 +56,7 @@ def region_stack_name(env: str) -> str:
 
 def check_region(region: str) -> str:
     region = region.strip()
-    if not _REGION.match(region):
+    if not is_region_name(region):
         raise ConfigurationError(f"{region!r} is not an AWS region name (like us-west-2)")
     return region
 

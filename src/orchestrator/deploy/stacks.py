@@ -16,6 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from orchestrator.core.errors import AWS_ERRORS
+
 Log = Callable[[str], None]
 
 # A first creation that failed leaves the stack in one of these: it can only be deleted.
@@ -243,13 +245,13 @@ def _run_per_region(
             for region, future in futures.items():
                 try:
                     results[region] = future.result()
-                except Exception as error:
+                except (StackError, *AWS_ERRORS) as error:  # a defect raises as itself
                     errors[region] = error
     else:
         for region, client in clients.items():
             try:
                 results[region] = work(region, client)
-            except Exception as error:
+            except (StackError, *AWS_ERRORS) as error:
                 errors[region] = error
     if errors:
         lines = [f"  {region}: {error}" for region, error in errors.items()]
