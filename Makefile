@@ -68,7 +68,7 @@ demo-env: $(BIN)/.demo-installed
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt | $(UV)
 	test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
-	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip install --quiet -r requirements-checkov.txt
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $@
 
 # Re-resolve after editing pyproject.toml; commit uv.lock and the three requirements files.
