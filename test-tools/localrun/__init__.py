@@ -9,8 +9,9 @@ Modules, bottom up:
 
 - `cfn`, `templates`: read infrastructure/*.yaml into queue, table, bucket and function specs
   (`cfn` is the repository's one CloudFormation reader; the template tests use it too);
-- `child`, `moto_process`, `moto_fixes`, `server`: moto's server in a process of its own
-  (atomic DynamoDB writes and SQS receives, linear queue scans), and `LocalSession` (local endpoint, fake credentials);
+- `child`, `moto_process`, `moto_fixes`, `server`: moto's server in a process of its own (atomic
+  DynamoDB writes and SQS receives, linear queue scans), and `LocalSession` (local endpoint, fake
+  credentials);
 - `resources`, `stack`, `stackfile`: create the specs' resources (`StackResources`), start a
   whole stack, and write the stack file the core's `LocalStack` reader reads;
 - `lambda_runtime`, `poller`, `distributor`: Lambda's SQS event source locally, driving the

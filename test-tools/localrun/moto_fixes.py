@@ -115,11 +115,10 @@ def make_queue_scans_linear() -> None:
             name: everything[name] for name in attribute_names if everything.get(name) is not None
         }
 
-    models.unix_time = unix_time  # type: ignore[assignment]
-    models.unix_time_millis = unix_time_millis  # type: ignore[assignment]
-    models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        is_message_valid_based_on_retention_period
-    )
+    models.unix_time = unix_time
+    models.unix_time_millis = unix_time_millis
+    backend: Any = models.SQSBackend
+    backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
     models.SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
 
 

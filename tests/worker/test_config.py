@@ -26,6 +26,7 @@ def test_every_option_can_come_from_its_environment_variable():
         "WORKER_HANDLER": "my_model:Model",
         "WORKER_BATCH_SIZE": "8",
         "WORKER_MAX_WAIT": "0.25",
+        "WORKER_PREFETCH_BATCHES": "3",
         "WORKER_VISIBILITY_TIMEOUT": "60",
         "WORKER_INVOCATION_TIMEOUT": "45",
         "WORKER_DRAIN_SECONDS": "80",
@@ -48,6 +49,7 @@ def test_every_option_can_come_from_its_environment_variable():
         "my_model:Model",
     )
     assert (settings.batch_size, settings.max_wait, settings.visibility_timeout) == (8, 0.25, 60)
+    assert settings.prefetch_batches == 3
     assert (settings.invocation_timeout, settings.drain_seconds, settings.max_attempts) == (
         45,
         80,
@@ -80,6 +82,7 @@ def test_defaults_and_fallbacks():
     assert settings.inline_result_max_bytes == 32 * 1024
     assert settings.request_ttl_seconds == 21_600
     assert (settings.poll_seconds, settings.high_priority_queue_url) == (20, None)
+    assert settings.prefetch_batches == 2
 
 
 def test_the_table_region_falls_back_to_aws_region_not_the_queue_region():
@@ -96,6 +99,16 @@ def test_the_table_region_falls_back_to_aws_region_not_the_queue_region():
         (["--queue-url", QUEUE, "--handler", "m:f", "--batch-size", "0"], {}, "--batch-size"),
         (["--queue-url", QUEUE, "--handler", "m:f", "--max-wait", "soon"], {}, "--max-wait"),
         (["--queue-url", QUEUE, "--handler", "m:f", "--poll-seconds", "0"], {}, "--poll-seconds"),
+        (
+            ["--queue-url", QUEUE, "--handler", "m:f", "--prefetch-batches", "0"],
+            {},
+            "--prefetch-batches / WORKER_PREFETCH_BATCHES: must be at least 1",
+        ),
+        (
+            ["--queue-url", QUEUE, "--handler", "m:f"],
+            {"WORKER_PREFETCH_BATCHES": "9"},
+            "WORKER_PREFETCH_BATCHES: at most 8",
+        ),
         (
             ["--queue-url", QUEUE, "--handler", "m:f"],
             {"WORKER_POLL_SECONDS": "21"},

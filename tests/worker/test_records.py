@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator.core.record import RequestStatus
@@ -153,3 +155,21 @@ def test_finish_removes_a_previous_attempts_error(stack, clock):
     record = stack.record("r-9")
     assert record.error_code is None and record.error_message is None
     assert record.result_location == "s3://b/results/r-9.json" and record.result is None
+
+
+def test_a_claim_records_the_claiming_workers_region(stack, clock):
+    """A request handed back by a stopping region with its claim released stays RUNNING, so
+    the rescue cannot re-point its record; whoever claims it next records its own region."""
+    forwarded(stack, "r-region")
+    west = ledger(stack, clock, "w-west")
+    lease = west.claim(new_record("r-region"), LEASE).lease
+    assert lease is not None and stack.record("r-region").region == "us-west-2"
+    west.release(lease, refund_attempt=True)  # handed back on SIGTERM, before it ran
+    clock.now += 1
+    east = dataclasses.replace(new_record("r-region"), region="eu-west-1")
+
+    outcome = ledger(stack, clock, "w-east").claim(east, LEASE)
+
+    assert outcome.kind is ClaimKind.CLAIMED
+    record = stack.record("r-region")
+    assert (record.region, record.worker_id, record.attempt) == ("eu-west-1", "w-east", 1)

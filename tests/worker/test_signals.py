@@ -52,14 +52,15 @@ def spawn(stack, server, tmp_path):
 
 
 def test_sigterm_finishes_the_running_batch_hands_back_the_rest_and_exits_0(stack, spawn):
-    documents = [make_request() for _ in range(6)]
+    documents = [make_request() for _ in range(8)]
     stack.forward(documents)
     worker = spawn("--batch-size", "2", SIM_CALL_SECONDS="4")
     wait_until(lambda: started(spawn.log), 20)
-    wait_until(lambda: stack.depth() == (2, 4), 10)  # one batch running, one gathered ahead
+    # One batch running, two gathered ahead (--prefetch-batches 2), two left in the queue.
+    wait_until(lambda: stack.depth() == (2, 6), 10)
     worker.signal(signal.SIGTERM)
-    # The batch gathered ahead is back at once, while the running one is still running.
-    wait_until(lambda: stack.depth() == (4, 2), 3)
+    # The batches gathered ahead are back at once, while the running one is still running.
+    wait_until(lambda: stack.depth() == (6, 2), 3)
     assert worker.process.poll() is None
     assert worker.wait(30) == 0
     running = started(spawn.log)
@@ -71,7 +72,7 @@ def test_sigterm_finishes_the_running_batch_hands_back_the_rest_and_exits_0(stac
         else:  # never started: unclaimed, or claimed ahead and released with the attempt refunded
             assert record.status in (RequestStatus.FORWARDED, RequestStatus.RUNNING)
             assert record.attempt == 0 and (record.run_lease_expires_at or 0) < time.time()
-    assert stack.depth() == (4, 0)  # the rest are visible again at once, none lost
+    assert stack.depth() == (6, 0)  # the rest are visible again at once, none lost
     assert worker.logged("drained; exiting")
     assert stack.presence_items() == []
 

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from orchestrator.core.record import RequestStatus
@@ -497,3 +498,45 @@ def test_a_message_another_stopping_worker_handed_back_is_parked_not_passed_on(s
     assert stack.depth() == (0, 1)  # parked for --poll-seconds + 1
     wait_until(lambda: stack.depth() == (1, 0), 6)
     assert time.monotonic() - stopped >= 1.0
+
+
+@pytest.mark.parametrize("prefetch", [1, 2])
+def test_prefetch_holds_that_many_claimed_batches_each_leased_for_its_wait(
+    stack, start_worker, prefetch
+):
+    """While one batch runs, --prefetch-batches more are received and claimed. A batch that
+    waits behind k others has k invocation timeouts added to its lease (less what the
+    running one has used), so none needs renewing when it starts."""
+    documents = [make_request() for _ in range(8)]
+    stack.forward(documents)
+    model = RecordingModel(delay=2.0)
+    handle = start_worker(
+        model,
+        batch_size=2,
+        max_wait=0.0,
+        prefetch_batches=prefetch,
+        invocation_timeout=10.0,
+        lease_margin_seconds=15.0,
+    )
+    held = 2 * (1 + prefetch)
+    wait_until(lambda: model.batches and stack.depth() == (8 - held, held), 10)
+    time.sleep(0.5)  # the last claims land
+    assert stack.depth() == (8 - held, held)  # and no more
+    running = set(model.batches[0])
+    leases = {
+        d["request_id"]: stack.record(d["request_id"]).run_lease_expires_at
+        for d in documents
+        if stack.record(d["request_id"]).status is RequestStatus.RUNNING
+    }
+    assert len(leases) == held
+    first = min(leases[r] for r in running)
+    ahead = sorted(lease - first for r, lease in leases.items() if r not in running)
+    # Batch 2 waits for the running predict (claimed as it started: ~10 s of its timeout
+    # left); batch 3 for that and for batch 2 (10 s more).
+    expected = [10, 10, 20, 20][: 2 * prefetch]
+    assert ahead == pytest.approx(expected, abs=2.5)
+    settled(stack, documents, timeout=40)
+    assert handle.worker.metrics.lease_renewals._value.get() == 0
+    assert sorted(r for batch in model.batches for r in batch) == sorted(
+        d["request_id"] for d in documents
+    )

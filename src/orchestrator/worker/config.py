@@ -22,6 +22,7 @@ DEFAULT_INLINE_RESULT_MAX_BYTES = 32 * KIB
 MAX_INLINE_RESULT_BYTES = 350_000
 MAX_VISIBILITY_TIMEOUT = 43_200  # SQS: 12 hours
 MAX_POLL_SECONDS = 20  # SQS's longest long poll
+MAX_PREFETCH_BATCHES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,13 @@ OPTIONS: tuple[Option, ...] = (
         "WORKER_MAX_WAIT",
         "seconds to fill a batch after its first message",
         "0.1",
+    ),
+    Option(
+        "--prefetch-batches",
+        "WORKER_PREFETCH_BATCHES",
+        "batches received and claimed ahead of the running one, so the model waits for "
+        "neither SQS nor the table; each holds up to --batch-size messages",
+        "2",
     ),
     Option(
         "--poll-seconds",
@@ -148,6 +156,7 @@ class WorkerSettings:
     high_priority_queue_url: str | None = None
     batch_size: int = 1
     max_wait: float = 0.1
+    prefetch_batches: int = 2
     poll_seconds: int = MAX_POLL_SECONDS
     visibility_timeout: int = 30
     invocation_timeout: float = 120.0
@@ -256,6 +265,12 @@ def settings_from(given: Mapping[str, Any], environ: Mapping[str, str]) -> Worke
         raise WorkerConfigError(
             f"{options['poll_seconds'].names}: at most {MAX_POLL_SECONDS} (SQS's longest long poll)"
         )
+    prefetch = number("prefetch_batches", int, 1)
+    if prefetch > MAX_PREFETCH_BATCHES:
+        raise WorkerConfigError(
+            f"{options['prefetch_batches'].names}: at most {MAX_PREFETCH_BATCHES} (each batch "
+            "ahead is work no other worker can take)"
+        )
     table_name = environ.get("IDEMPOTENCY_TABLE_NAME")
     if not table_name:
         raise WorkerConfigError("IDEMPOTENCY_TABLE_NAME: required (the request records)")
@@ -285,6 +300,7 @@ def settings_from(given: Mapping[str, Any], environ: Mapping[str, str]) -> Worke
         worker_id=environ.get("WORKER_ID") or default_worker_id(environ),
         batch_size=number("batch_size", int, 1),
         max_wait=number("max_wait", float, 0),
+        prefetch_batches=prefetch,
         poll_seconds=poll_seconds,
         visibility_timeout=visibility,
         invocation_timeout=number("invocation_timeout", float, 0.001),

@@ -1,11 +1,13 @@
 """The worker's side of the request record: claim, finish, release and renew, each one
 conditional write (`orchestrator.core.record` has the state machine).
 
-- **claim**: ``FORWARDED → RUNNING``, or ``RUNNING`` whose lease has run out (its worker died)
-  → ``RUNNING`` again; sets worker_id, started_at, the run lease, and increments `attempt` and
-  `fencing_token`. A request with no record (put straight on a region queue, or its record
-  already removed by TTL) is created as ``RUNNING`` by a second write, a PutItem conditional
-  on ``attribute_not_exists``, with the fields the distributor would have written.
+- **claim**: ``FORWARDED → RUNNING``, or ``RUNNING`` whose lease has run out (its worker died) →
+  ``RUNNING`` again; sets worker_id, started_at, the run lease and `region` (the claiming worker's:
+  a request handed back by a stopping region and rescued elsewhere runs, and is recorded, where it
+  was claimed last), and increments `attempt` and `fencing_token`. A request with no record (put
+  straight on a region queue, or its record already removed by TTL) is created as ``RUNNING`` by a
+  second write, a PutItem conditional on ``attribute_not_exists``, with the fields the distributor
+  would have written.
   A refused claim returns the existing record (``ReturnValuesOnConditionCheckFailure``), so
   the worker learns why without a second read: already final, or held by a live lease.
 - **expire**: the same condition, straight to ``EXPIRED`` (a request past its deadline is
@@ -119,10 +121,11 @@ class RunLedger:
         outcome = self._transition(
             new,
             now,
-            "SET #status = :running, worker_id = :worker, started_at = :at, "
+            "SET #status = :running, #region = :region, worker_id = :worker, started_at = :at, "
             "run_lease_expires_at = :until ADD fencing_token :one, attempt :one",
             {
                 ":running": {"S": RequestStatus.RUNNING.value},
+                ":region": {"S": new.region},
                 ":worker": {"S": self.worker_id},
                 ":until": {"N": str(until)},
                 ":one": {"N": "1"},
@@ -200,7 +203,9 @@ class RunLedger:
             ":at": {"S": iso_utc(now)},
             **values,
         }
-        names, used_values = _used(update, _CLAIMABLE, {"#status": "status"}, attribute_values)
+        names, used_values = _used(
+            update, _CLAIMABLE, {"#status": "status", "#region": "region"}, attribute_values
+        )
         try:
             response = self._client.update_item(
                 TableName=self.table_name,

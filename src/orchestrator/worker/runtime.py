@@ -3,9 +3,11 @@
 Threads (all daemons; the main thread only waits for signals and runs the shutdown):
 
 - **receiver**: gathers the next batch (`BatchGatherer`) and claims its requests (one
-  conditional write each, in parallel) while the model runs the current one, at most one
-  batch ahead — so the model waits neither for SQS nor for DynamoDB, whose table is a
-  cross-region round trip away for most workers;
+  conditional write each, in parallel) while the model runs the current one, at most
+  ``--prefetch-batches`` batches ahead — so the model waits neither for SQS nor for
+  DynamoDB, whose table is a cross-region round trip away for most workers. One batch ahead
+  leaves a single predict's time for a receive and a round of claims, and any call slower
+  than usual makes the model wait; two (the default) absorb it;
 - **runner**: runs one ``predict`` per batch on the model thread under
   ``--invocation-timeout`` and classifies the results;
 - **settler**: writes the outcomes (`Settler`) while the runner starts the next batch;
@@ -13,18 +15,18 @@ Threads (all daemons; the main thread only waits for signals and runs the shutdo
   timed-out predict that is still running;
 - **presence** and the **HTTP** server.
 
-**Leases.** A claim's lease lasts ``--invocation-timeout`` + `LEASE_MARGIN_SECONDS`, plus, for
-a batch claimed ahead, whatever is left of the running predict's timeout (the longest it can
-wait). A predict cannot outlive the invocation timeout (its requests then fail as timed out),
-and settling starts right after it, so on the happy path the lease never needs renewing: two
-writes per request, the claim and the final write. The lease is renewed only for (a) a
-predict that overran its timeout and is still running on the model thread — every heartbeat
-that finds the lease close to its end, until the predict returns — so another worker never
-runs the same request while this one physically still does; (b) a batch that waited longer
-than its lease allowed for; (c) settling that started with less than
-`LEASE_RESERVE_SECONDS` left. The cost of a long lease is recovery after a crash (SIGKILL,
-OOM, a node lost without notice): the claim is taken over only after it ends. That is the
-trade-off ``--invocation-timeout`` controls.
+**Leases.** A claim's lease lasts ``--invocation-timeout`` + `LEASE_MARGIN_SECONDS`, plus, for a
+batch claimed ahead, whatever is left of the running predict's timeout and a whole timeout for each
+batch already waiting before it (the longest it can wait). A predict cannot outlive the invocation
+timeout (its requests then fail as timed out), and settling starts right after it, so on the happy
+path the lease never needs renewing: two writes per request, the claim and the final write. The
+lease is renewed only for (a) a predict that overran its timeout and is still running on the model
+thread — every heartbeat that finds the lease close to its end, until the predict returns — so
+another worker never runs the same request while this one physically still does; (b) a batch that
+waited longer than its lease allowed for; (c) settling that started with less than
+`LEASE_RESERVE_SECONDS` left. The cost of a long lease is recovery after a crash (SIGKILL, OOM, a
+node lost without notice): the claim is taken over only after it ends. That is the trade-off
+``--invocation-timeout`` controls.
 
 **Stopping** (dramatiq's order): `request_stop` (first SIGTERM) stops receiving, hands every
 received-but-unstarted message back (visibility 0; a batch already claimed ahead has its
@@ -228,7 +230,7 @@ class Worker:
         self._stopping = threading.Event()
         self._lock = threading.Condition()
         self._handoff: list[list[Item]] = []
-        self._slot = threading.Semaphore(1)
+        self._slot = threading.Semaphore(settings.prefetch_batches)
         self._runner_busy = False
         self._pending_settles = 0
         self._leases: dict[str, Lease] = {}
@@ -438,11 +440,14 @@ class Worker:
         return runnable
 
     def _claim_lease_seconds(self) -> float:
-        """A batch claimed ahead waits at most for the running predict to return or time
-        out: its lease covers that wait, so it never needs renewing when it starts."""
+        """A batch claimed ahead waits at most for the running predict and each batch
+        already waiting before it to return or time out: its lease covers that wait, so it
+        never needs renewing when it starts."""
         running_until = self._predict_deadline
         wait = max(running_until - self._monotonic(), 0.0) if running_until else 0.0
-        return self.lease_seconds + wait
+        with self._lock:
+            ahead = len(self._handoff)
+        return self.lease_seconds + wait + ahead * self.settings.invocation_timeout
 
     # -- running -----------------------------------------------------------------------------------
     def _run_loop(self) -> None:
@@ -683,7 +688,12 @@ class Worker:
             time.sleep(_TICK)
 
     def _settle(self, outcomes: list[Outcome]) -> None:
+        """Hand outcomes to the settler thread; none once an abort has closed the worker (it
+        handed every message back and released the leases: a predict that returned just then
+        runs again elsewhere, as an abort allows)."""
         with self._lock:
+            if self._closed.is_set():
+                return
             self._pending_settles += 1
 
         def job() -> None:
@@ -696,7 +706,13 @@ class Worker:
                     self._pending_settles -= 1
                     self._lock.notify_all()
 
-        self._settle_thread.submit(job)
+        try:
+            self._settle_thread.submit(job)
+        except RuntimeError:  # the pool shut down since the check above: closed, as above
+            if not self._closed.is_set():
+                raise
+            with self._lock:
+                self._pending_settles -= 1
 
     def _forget_lease(self, held: Held) -> None:
         with self._lock:
