@@ -38,7 +38,7 @@ from orchestrator.worker.lanes import Lanes
 from orchestrator.worker.metrics import WorkerMetrics
 from orchestrator.worker.notify import Notifier
 from orchestrator.worker.outcome import Action, Outcome
-from orchestrator.worker.queue import Held, HeldMessages
+from orchestrator.worker.queue import Held, HeldMessages, WorkQueue
 from orchestrator.worker.records import FencedError, Lease, RunLedger
 from orchestrator.worker.results import ResultStore, encode
 
@@ -56,6 +56,25 @@ class DeadLetterTarget:
 
     url: str
     client: Any
+
+
+def find_dead_letter_target(
+    url: str | None, queue: WorkQueue, client: Any
+) -> DeadLetterTarget | None:
+    """The dead-letter queue: `url` (``--dead-letter-queue-url``), else the target of the
+    queue's redrive policy; None, with a warning, when there is neither."""
+    if not url:
+        try:
+            url = queue.redrive_target_url()
+        except AWS_ERRORS as exc:
+            logger.warning("could not read the queue's redrive policy: %s", one_line(exc))
+    if url:
+        return DeadLetterTarget(url, client)
+    logger.warning(
+        "no dead-letter queue (--dead-letter-queue-url, or a redrive policy): failed "
+        "requests are recorded FAILED and deleted"
+    )
+    return None
 
 
 _DELETED = (Action.SUCCEED, Action.FAIL, Action.DELETE, Action.DEAD_LETTER)
