@@ -1,16 +1,21 @@
 """Worker benchmarks and drills: they print figures (docs/benchmarks.md, "Worker"); not a test.
 
-Everything runs against one moto server in this process (`worker.moto_server`: DynamoDB
-requests serialized, as DynamoDB's per-item conditions are atomic and moto's are not), with
-real worker processes (``python -m orchestrator.worker``) and the simulated model
-``tests/worker/models.py:SimulatedModel``, except (b), which runs the worker in this process
-so botocore's ``before-call`` hook can count every AWS request it makes.
+Everything runs against the local stack's moto server, a process of its own
+(`localrun.moto_process`, patched by `localrun.moto_fixes`: DynamoDB requests serialized, as
+DynamoDB's per-item conditions are atomic and moto's are not; SQS scans linear), with
+DynamoDB on a second one where said, and real worker processes (``python -m
+orchestrator.worker``) and the simulated model ``tests/worker/models.py:SimulatedModel``,
+except (b), which runs the worker in this process so botocore's ``before-call`` hook can
+count every AWS request it makes.
 
-  (a) batching      model 50 ms per call + 5 ms per item; batch sizes 1, 4, 10. Throughput
+  (a) batching      model 50 ms per call + 5 ms per item; batch sizes 1, 4, 10 (and 10 with
+                    one batch prefetched instead of two, for comparison). Throughput
                     on a backlog (first predict start to last predict end) and the ratio to
-                    batch 1 from the same run; latency p50/p99 two ways: in the worker
-                    (claim to final record, on the backlog) and end to end (send to final
-                    record) at a paced load of --rate requests per second
+                    batch 1 from the same run, and the share of the model's own limit
+                    (size / (50 ms + 5 ms x size): the model never idle); latency p50/p99
+                    two ways: in the worker (claim to final record, on the backlog) and end
+                    to end (send to final record) at a paced load of --rate requests per
+                    second
   (b) cost          AWS requests per request, by operation, for the worker at batch 10
   (c) dispatch      message visible (SendMessage returned) to predict starting, idle worker
   (d) drill         3 worker processes under load: SIGTERM one mid-batch, SIGKILL another
@@ -142,52 +147,78 @@ def stop_all(workers: list[WorkerProcess]) -> None:
 
 # -- (a) batching ------------------------------------------------------------------------------
 def batching(
-    servers: list[Any], sizes: list[int], backlog: int, rate: float, seconds: float
-) -> dict[int, dict[str, float]]:
-    server = servers[0]
-    results: dict[int, dict[str, float]] = {}
-    for size in sizes:
-        stack = create_stack(boto3.session.Session())
-        log = Path(tempfile.mkdtemp()) / "executions.jsonl"
-        documents = [make_request() for _ in range(backlog)]
-        worker = spawn(
-            stack, server, log, "--batch-size", str(size), "--max-wait", "0.05"
-        ).wait_started()
-        forwarded_records(stack, documents)
-        processes = [s.process.pid for s in servers]
-        cpu_before = [cpu_seconds(pid) for pid in [*processes, worker.pid]]
-        began = time.monotonic()
-        feed(stack, documents, records_written=True)
-        ids = [d["request_id"] for d in documents]
-        wait_until(lambda s=stack, g=log, i=ids: settled(s, g, i), 600, 0.5)  # type: ignore[misc]
-        wall = time.monotonic() - began
-        cpu_after = [cpu_seconds(pid) for pid in [*processes, worker.pid]]
-        cores = [(a - b) / wall for a, b in zip(cpu_after, cpu_before, strict=True)]
-        events = read_log(str(log))
-        first = min(e["at"] for e in events if e["event"] == "start")
-        last = max(e["at"] for e in events if e["event"] == "end")
-        found = records(stack)
-        service = [
-            (parse_iso(r.finished_at) or 0) - (parse_iso(r.started_at) or 0) for r in found.values()
-        ]
-        batches = sum(1 for e in events if e["event"] == "start") / max(
-            1, len({(e["pid"], e["at"]) for e in events if e["event"] == "start"})
-        )
-        # Paced: an open-loop load below batch 1's capacity, end-to-end latency.
-        paced = paced_latency(stack, log, rate, seconds)
-        stop_all([worker])
-        results[size] = {
-            "throughput": backlog / (last - first),
-            "mean_batch": batches,
-            "service_p50": percentile(service, 50),
-            "service_p99": percentile(service, 99),
-            "e2e_p50": percentile(paced, 50),
-            "e2e_p99": percentile(paced, 99),
-            "emulator_cores": sum(cores[:-1]),
-            "busiest_emulator_cores": max(cores[:-1]),
-            "worker_cores": cores[-1],
-        }
+    servers: list[Any],
+    runs: list[tuple[int, int]],
+    backlog: int,
+    rate: float,
+    seconds: float,
+    repeats: int,
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """`repeats` rounds over `runs`, each (batch size, --prefetch-batches), interleaved so that
+    the machine's other load falls on every configuration alike; a new worker and stack per
+    run. Throughput is the median of the rounds; the latencies and CPU come from round one,
+    which also runs the paced load."""
+    results: dict[tuple[int, int], dict[str, Any]] = {}
+    for round_ in range(repeats):
+        for size, prefetch in runs:
+            run = backlog_run(servers, size, prefetch, backlog, rate if round_ == 0 else 0, seconds)
+            if round_ == 0:
+                results[(size, prefetch)] = {**run, "throughputs": []}
+            results[(size, prefetch)]["throughputs"].append(run["throughput"])
+    for result in results.values():
+        result["throughput"] = percentile(result["throughputs"], 50)
     return results
+
+
+def backlog_run(
+    servers: list[Any], size: int, prefetch: int, backlog: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """One worker on a backlog of `backlog` requests, then (rate > 0) a paced load."""
+    server = servers[0]
+    stack = create_stack(boto3.session.Session())
+    log = Path(tempfile.mkdtemp()) / "executions.jsonl"
+    documents = [make_request() for _ in range(backlog)]
+    worker = spawn(
+        stack,
+        server,
+        log,
+        *("--batch-size", str(size), "--max-wait", "0.05"),
+        *("--prefetch-batches", str(prefetch)),
+    ).wait_started()
+    forwarded_records(stack, documents)
+    processes = [s.process.pid for s in servers]
+    cpu_before = [cpu_seconds(pid) for pid in [*processes, worker.pid]]
+    began = time.monotonic()
+    feed(stack, documents, records_written=True)
+    ids = [d["request_id"] for d in documents]
+    wait_until(lambda: settled(stack, log, ids), 600, 0.5)
+    wall = time.monotonic() - began
+    cpu_after = [cpu_seconds(pid) for pid in [*processes, worker.pid]]
+    cores = [(a - b) / wall for a, b in zip(cpu_after, cpu_before, strict=True)]
+    events = read_log(str(log))
+    first = min(e["at"] for e in events if e["event"] == "start")
+    last = max(e["at"] for e in events if e["event"] == "end")
+    found = records(stack)
+    service = [
+        (parse_iso(r.finished_at) or 0) - (parse_iso(r.started_at) or 0) for r in found.values()
+    ]
+    batches = sum(1 for e in events if e["event"] == "start") / max(
+        1, len({(e["pid"], e["at"]) for e in events if e["event"] == "start"})
+    )
+    # Paced: an open-loop load below batch 1's capacity, end-to-end latency.
+    paced = paced_latency(stack, log, rate, seconds) if rate > 0 else [0.0]
+    stop_all([worker])
+    return {
+        "throughput": backlog / (last - first),
+        "mean_batch": batches,
+        "service_p50": percentile(service, 50),
+        "service_p99": percentile(service, 99),
+        "e2e_p50": percentile(paced, 50),
+        "e2e_p99": percentile(paced, 99),
+        "emulator_cores": sum(cores[:-1]),
+        "busiest_emulator_cores": max(cores[:-1]),
+        "worker_cores": cores[-1],
+    }
 
 
 def feed(
@@ -454,6 +485,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per run of (a), (b)")
     parser.add_argument("--rate", type=float, default=12.0, help="paced load of (a), per second")
     parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds of (a)'s backlog runs (median printed)"
+    )
     parser.add_argument("--dispatch-samples", type=int, default=40)
     parser.add_argument("--drill-requests", type=int, default=300)
     parser.add_argument("--only", default="a,b,c,d,e", help="which parts, e.g. a,c")
@@ -471,11 +505,14 @@ def main() -> None:
     )
     try:
         if "a" in parts:
-            sizes = [1, 4, 10]
-            split = batching([server, tables], sizes, args.requests, args.rate, args.paced_seconds)
+            # Batch 1, 4 and 10 with the default prefetch (2), and batch 10 with one batch
+            # ahead, to show what the second one buys.
+            sizes = [(1, 2), (4, 2), (10, 2), (10, 1)]
+            measure = (args.requests, args.rate, args.paced_seconds, args.repeats)
+            split = batching([server, tables], sizes, *measure)
             report_batching(split, args, "DynamoDB on a second moto server")
             del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
-            shared = batching([server], sizes, args.requests, args.rate, args.paced_seconds)
+            shared = batching([server], sizes, *measure)
             report_batching(shared, args, "one moto server for everything")
             os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = tables.endpoint_url
         if "b" in parts:
@@ -502,25 +539,29 @@ def main() -> None:
 
 
 def report_batching(
-    results: dict[int, dict[str, float]], args: argparse.Namespace, topology: str
+    results: dict[tuple[int, int], dict[str, Any]], args: argparse.Namespace, topology: str
 ) -> None:
     print(
         f"\n(a) batching, {topology}: model {CALL_SECONDS * 1000:.0f} ms per call + "
-        f"{ITEM_SECONDS * 1000:.0f} ms per item; {args.requests} requests kept queued; "
-        f"paced run {args.rate:g}/s for {args.paced_seconds:g} s; --max-wait 0.05"
+        f"{ITEM_SECONDS * 1000:.0f} ms per item; {args.requests} requests kept queued, "
+        f"{args.repeats} rounds (throughput: their median, and each); paced run "
+        f"{args.rate:g}/s for {args.paced_seconds:g} s; --max-wait 0.05"
     )
     print(
-        "batch  mean  throughput/s  vs batch 1   in-worker p50/p99 ms   end-to-end p50/p99 ms"
-        "   CPU cores: emulator (busiest) / worker"
+        "batch  prefetch  mean  throughput/s  of model's limit  vs batch 1   in-worker p50/p99 ms"
+        "   end-to-end p50/p99 ms   CPU cores: emulator (busiest) / worker   rounds"
     )
-    base = results[1]["throughput"]
-    for size, r in results.items():
+    base = results[(1, 2)]["throughput"]
+    for (size, prefetch), r in results.items():
+        limit = size / (CALL_SECONDS + ITEM_SECONDS * size)  # the model never idle
+        rounds = " ".join(f"{t:.1f}" for t in r["throughputs"])
         print(
-            f"{size:5d} {r['mean_batch']:5.1f} {r['throughput']:13.1f} "
-            f"{r['throughput'] / base:10.2f}x   {ms(r['service_p50'])} / {ms(r['service_p99'])}"
+            f"{size:5d} {prefetch:9d} {r['mean_batch']:5.1f} {r['throughput']:13.1f} "
+            f"{r['throughput'] / limit:12.0%} {r['throughput'] / base:14.2f}x   "
+            f"{ms(r['service_p50'])} / {ms(r['service_p99'])}"
             f"      {ms(r['e2e_p50'])} / {ms(r['e2e_p99'])}"
             f"      {r['emulator_cores']:.2f} ({r['busiest_emulator_cores']:.2f}) / "
-            f"{r['worker_cores']:.2f}"
+            f"{r['worker_cores']:.2f}              {rounds}"
         )
 
 
