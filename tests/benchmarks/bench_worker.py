@@ -184,6 +184,9 @@ def backlog_run(
         log,
         *("--batch-size", str(size), "--max-wait", "0.05"),
         *("--prefetch-batches", str(prefetch)),
+        # Idle polls end sooner, so each run's SIGTERM drain does too; a worker with work
+        # never waits on a poll.
+        *("--poll-seconds", "2"),
     ).wait_started()
     forwarded_records(stack, documents)
     processes = [s.process.pid for s in servers]
