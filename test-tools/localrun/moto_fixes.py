@@ -104,8 +104,7 @@ def make_queue_scans_linear() -> None:
     def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> Any:
         if not attribute_names or "All" in attribute_names:
             return scan_attributes(self, queue_name, attribute_names)
-        scan_attributes(self, queue_name, [])  # moto's checks: the queue exists
-        queue = self.get_queue(queue_name)
+        queue = self.get_queue(queue_name)  # raises moto's QueueDoesNotExist
         valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
         invalid = next((name for name in attribute_names if name not in valid), None)
         if invalid is not None:
@@ -123,6 +122,14 @@ def make_queue_scans_linear() -> None:
 
 
 def apply() -> None:
-    """Every patch above (the WSGI middleware is the server's to wrap around its app)."""
+    """Every patch of moto's models above."""
     make_receives_atomic()
     make_queue_scans_linear()
+
+
+def wsgi_app() -> Any:
+    """moto's server application with every fix: the patches applied, DynamoDB atomic."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    apply()
+    return AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))

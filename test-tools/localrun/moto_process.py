@@ -22,15 +22,11 @@ import sys
 import threading
 
 from localrun.child import die_with_parent
-from localrun.moto_fixes import AtomicDynamoDB, apply
+from localrun.moto_fixes import wsgi_app
 
 
 def serve(host: str, port: int) -> None:
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     class KeepAliveHandler(MotoRequestHandler):
@@ -40,8 +36,7 @@ def serve(host: str, port: int) -> None:
 
     # werkzeug logs every request at INFO; a local stack makes thousands.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    apply()
-    app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+    app = wsgi_app()
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])

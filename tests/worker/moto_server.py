@@ -9,11 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
 
 from localrun import moto_fixes
@@ -25,10 +21,12 @@ class AtomicMotoServer(ThreadedMotoServer):
         super().__init__(ip_address=ip_address, port=port, verbose=False)
 
     def _server_entry(self) -> None:
-        moto_fixes.apply()
-        app: Any = moto_fixes.AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
-            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            self._ip_address,
+            self._port,
+            moto_fixes.wsgi_app(),
+            True,
+            request_handler=MotoRequestHandler,
         )
         self._server_ready_event.set()
         self._server.serve_forever()

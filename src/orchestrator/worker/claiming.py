@@ -29,7 +29,7 @@ from concurrent.futures import Executor
 from orchestrator.core.errors import AWS_ERRORS, one_line
 from orchestrator.core.request import InvalidRequestError
 from orchestrator.worker.batch import Item, group_copies, parse_item
-from orchestrator.worker.config import WorkerSettings
+from orchestrator.worker.config import MAX_VISIBILITY_TIMEOUT, WorkerSettings
 from orchestrator.worker.exceptions import FailureCode, PermanentError
 from orchestrator.worker.metrics import WorkerMetrics
 from orchestrator.worker.outcome import Action, Outcome
@@ -196,7 +196,7 @@ class Claimer:
         if claim.kind is ClaimKind.FINISHED:
             return Outcome(item, Action.DELETE)
         if claim.kind is ClaimKind.HELD:
-            delay = min(math.ceil(claim.retry_after), 43_200)
+            delay = min(math.ceil(claim.retry_after), MAX_VISIBILITY_TIMEOUT)
             return Outcome(item, Action.DEFER, delay=delay)
         logger.warning(
             "claim of %s failed: %s",
